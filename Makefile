@@ -1,0 +1,54 @@
+# Two commands for a newcomer (see README.md):
+#   make study   set up, materialize the data snapshot, run the whole pipeline
+#   make test    set up, materialize the data snapshot, run every test and notebook
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum requirements.lock | cut -c1-12)
+
+# Keep every tool's state inside the repository, never in $$HOME.
+CACHE := $(CURDIR)/.cache
+export KERAS_HOME := $(CACHE)/keras
+export MPLCONFIGDIR := $(CACHE)/matplotlib
+export IPYTHONDIR := $(CACHE)/ipython
+export JUPYTER_CONFIG_DIR := $(CACHE)/jupyter/config
+export JUPYTER_DATA_DIR := $(CACHE)/jupyter/data
+export JUPYTER_RUNTIME_DIR := $(CACHE)/jupyter/runtime
+export XDG_CACHE_HOME := $(CACHE)/xdg
+export XDG_CONFIG_HOME := $(CACHE)/xdg-config
+export DVC_NO_ANALYTICS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PYTHONHASHSEED := 0
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help setup data study test strip-notebooks
+
+help:
+	@echo "make study  - run the whole study (dvc repro) on the demo corpus"
+	@echo "make test   - run the tests and the notebooks at smoke size"
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+# The snapshot comes from the DVC remote committed inside the repository (demo-remote/).
+data: setup
+	$(BIN)/dvc pull --quiet data.dvc
+
+study: data
+	$(BIN)/dvc repro
+
+test: data
+	$(BIN)/python -m pytest
+
+strip-notebooks: setup
+	$(BIN)/jupyter nbconvert --clear-output --inplace notebooks/*.ipynb

@@ -1,0 +1,12 @@
+"""Helpers behind the study's notebooks: one small module per concern.
+
+Importing ``lib`` points Keras and matplotlib at the repository's ``.cache/``
+(unless the caller already chose), so a notebook or test never writes to $HOME.
+"""
+import os as _os
+from pathlib import Path as _Path
+
+_CACHE = _Path(__file__).resolve().parents[1] / ".cache"
+_os.environ.setdefault("KERAS_HOME", str(_CACHE / "keras"))
+_os.environ.setdefault("MPLCONFIGDIR", str(_CACHE / "matplotlib"))
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
