@@ -1,0 +1,268 @@
+"""Multi-label metrics for one score matrix, the same code for the model and every baseline.
+
+Inputs are ``y`` (n_films, n_genres) 0/1 and ``scores`` (n_films, n_genres) in [0, 1].
+Ranking metrics (AP, ROC-AUC) are undefined for a genre with no positive test film
+(ROC-AUC also for one with no negative): such genres are left out of the ranking
+averages and ``evaluated_genres`` says which ones were kept, so the exclusion is reported,
+never silent.
+
+Threshold metrics come at 0.5 and at per-genre thresholds tuned on the validation
+split (``tune_thresholds``); test labels never choose a threshold.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from lib.genres import GENRES
+
+
+def _as_arrays(y, scores) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y).astype(int)
+    s = np.asarray(scores, dtype=float)
+    if y.shape != s.shape or y.ndim != 2:
+        raise ValueError(f"labels {y.shape} and scores {s.shape} must be the same (n_films, n_genres) shape")
+    return y, s
+
+
+def average_precision(y: np.ndarray, s: np.ndarray) -> float:
+    """AP of one genre, the step-wise sum ``sum_n (R_n - R_{n-1}) P_n`` of scikit-learn,
+    ties between scores counted as one threshold. NaN if the genre has no positive."""
+    y = np.asarray(y).astype(int)
+    n_pos = y.sum()
+    if n_pos == 0:
+        return float("nan")
+    order = np.argsort(-np.asarray(s, dtype=float), kind="mergesort")
+    s_sorted, y_sorted = np.asarray(s, dtype=float)[order], y[order]
+    # Last position of each run of tied scores: one threshold per distinct score.
+    last = np.r_[np.flatnonzero(np.diff(s_sorted)), len(s_sorted) - 1]
+    tp = np.cumsum(y_sorted)[last]
+    precision = tp / (last + 1)
+    recall_gain = np.diff(np.r_[0, tp]) / n_pos
+    return float(np.sum(recall_gain * precision))
+
+
+def ap_per_genre(y, scores) -> np.ndarray:
+    y, s = _as_arrays(y, scores)
+    return np.array([average_precision(y[:, j], s[:, j]) for j in range(y.shape[1])])
+
+
+def evaluated_genres(y) -> np.ndarray:
+    """Mask of genres with at least one positive film: the ones AP can be computed for."""
+    return np.asarray(y).sum(axis=0) > 0
+
+
+def macro_ap(y, scores) -> float:
+    return float(np.nanmean(ap_per_genre(y, scores)))
+
+
+def micro_ap(y, scores) -> float:
+    y, s = _as_arrays(y, scores)
+    keep = evaluated_genres(y)
+    return average_precision(y[:, keep].ravel(), s[:, keep].ravel())
+
+
+def roc_auc_per_genre(y, scores) -> np.ndarray:
+    y, s = _as_arrays(y, scores)
+    out = np.full(y.shape[1], np.nan)
+    for j in range(y.shape[1]):
+        if 0 < y[:, j].sum() < len(y):  # needs both classes
+            out[j] = roc_auc_score(y[:, j], s[:, j])
+    return out
+
+
+def tune_thresholds(y_val, scores_val, default: float = 0.5) -> np.ndarray:
+    """Per-genre threshold that maximises F1 on the validation split.
+
+    Candidates are the validation scores themselves (predict positive when score >=
+    threshold); ties in F1 go to the higher threshold. A genre with no positive
+    validation film keeps ``default``.
+    """
+    y, s = _as_arrays(y_val, scores_val)
+    thresholds = np.full(y.shape[1], float(default))
+    for j in range(y.shape[1]):
+        pos = y[:, j].sum()
+        if pos == 0:
+            continue
+        cand = np.unique(s[:, j])
+        pred = s[:, j][None, :] >= cand[:, None]  # (n_candidates, n_films)
+        tp = (pred & (y[:, j] == 1)[None, :]).sum(axis=1)
+        f1 = 2 * tp / (pred.sum(axis=1) + pos)
+        best = np.flatnonzero(f1 == f1.max())[-1]
+        thresholds[j] = cand[best]
+    return thresholds
+
+
+def binarize(scores, thresholds) -> np.ndarray:
+    """Positive where score >= threshold; ``thresholds`` a scalar or one per genre."""
+    s = np.asarray(scores, dtype=float)
+    return (s >= np.broadcast_to(np.asarray(thresholds, dtype=float), s.shape[1:])).astype(int)
+
+
+def precision_recall_f1(y, pred) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-genre precision, recall, F1 with 0 where a denominator is 0 (scikit-learn's zero_division=0)."""
+    y, p = np.asarray(y).astype(int), np.asarray(pred).astype(int)
+    tp = (y & p).sum(axis=0)
+    n_pred, n_true = p.sum(axis=0), y.sum(axis=0)
+    precision = np.divide(tp, n_pred, out=np.zeros(len(tp)), where=n_pred > 0)
+    recall = np.divide(tp, n_true, out=np.zeros(len(tp)), where=n_true > 0)
+    f1 = np.divide(2 * tp, n_pred + n_true, out=np.zeros(len(tp)), where=(n_pred + n_true) > 0)
+    return precision, recall, f1
+
+
+def micro_f1(y, pred) -> float:
+    y, p = np.asarray(y).astype(int), np.asarray(pred).astype(int)
+    tp, denom = (y & p).sum(), p.sum() + y.sum()
+    return float(2 * tp / denom) if denom else 0.0
+
+
+def macro_f1(y, pred, keep: np.ndarray | None = None) -> float:
+    """Mean per-genre F1 over ``keep`` (default: genres with a positive test film)."""
+    keep = evaluated_genres(y) if keep is None else keep
+    return float(precision_recall_f1(y, pred)[2][keep].mean())
+
+
+def hamming_loss(y, pred) -> float:
+    return float((np.asarray(y).astype(int) != np.asarray(pred).astype(int)).mean())
+
+
+def subset_accuracy(y, pred) -> float:
+    """Share of films whose predicted genre set is exactly the true set."""
+    return float((np.asarray(y).astype(int) == np.asarray(pred).astype(int)).all(axis=1).mean())
+
+
+def binary_accuracy(y, scores, threshold: float = 0.5) -> float:
+    """The paper's 'accuracy': per-label agreement at 0.5, pooled over every film and genre
+    (Keras ``binary_accuracy``). Predicting no genre at all already scores high on it."""
+    return float((np.asarray(y).astype(int) == (np.asarray(scores) > threshold)).mean())
+
+
+def categorical_accuracy(y, scores) -> float:
+    """Keras ``categorical_accuracy`` as the paper used it: the top-scored genre is a true genre."""
+    y, s = _as_arrays(y, scores)
+    return float(y[np.arange(len(y)), s.argmax(axis=1)].mean())
+
+
+def _interval(boot: np.ndarray, estimate: float, level: float, method: str) -> tuple[float, float]:
+    """Bootstrap interval from resampled values.
+
+    ``percentile``: the plain quantiles. ``bc`` (default): Efron's bias-corrected
+    percentile interval. It matters here: on a small test split a rare genre often has
+    no positive film in a resample and drops out of that resample's macro average, and
+    rare genres have the lowest AP, so resampled macro-APs lean above the estimate and
+    the plain quantiles can even exclude it. BC shifts the quantiles by the share of
+    resamples below the estimate, which undoes that first-order bias.
+    """
+    from scipy.stats import norm
+
+    boot = boot[np.isfinite(boot)]
+    if boot.size == 0:
+        return float("nan"), float("nan")
+    alpha = (1 - level) / 2
+    if method == "percentile":
+        q = np.array([alpha, 1 - alpha])
+    elif method == "bc":
+        below = (np.sum(boot < estimate) + 0.5 * np.sum(boot == estimate)) / boot.size
+        below = np.clip(below, 0.5 / boot.size, 1 - 0.5 / boot.size)
+        z0 = norm.ppf(below)
+        q = norm.cdf(2 * z0 + norm.ppf([alpha, 1 - alpha]))
+    else:
+        raise ValueError(f"unknown interval method {method!r}; use 'bc' or 'percentile'")
+    return float(np.quantile(boot, q[0])), float(np.quantile(boot, q[1]))
+
+
+def bootstrap_ci(
+    y,
+    scores,
+    metric: Callable[[np.ndarray, np.ndarray], float] = macro_ap,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    method: str = "bc",
+) -> tuple[float, float]:
+    """Interval of ``metric`` over test films resampled with replacement (see ``_interval``)."""
+    y, s = _as_arrays(y, scores)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(y), size=(n_boot, len(y)))
+    values = np.array([metric(y[i], s[i]) for i in idx])
+    return _interval(values, metric(y, s), level, method)
+
+
+def paired_bootstrap_ci(
+    y,
+    scores_a,
+    scores_b,
+    metric: Callable[[np.ndarray, np.ndarray], float] = macro_ap,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    method: str = "bc",
+) -> tuple[float, float]:
+    """Interval of ``metric(a) - metric(b)`` with both scorers on the same resampled films."""
+    y, a = _as_arrays(y, scores_a)
+    _, b = _as_arrays(y, scores_b)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(y), size=(n_boot, len(y)))
+    diffs = np.array([metric(y[i], a[i]) - metric(y[i], b[i]) for i in idx])
+    return _interval(diffs, metric(y, a) - metric(y, b), level, method)
+
+
+def per_genre_table(y, scores, thresholds=0.5, genres: Sequence[str] = GENRES) -> pd.DataFrame:
+    """One row per genre: support, AP, ROC-AUC, and precision/recall/F1 at ``thresholds``."""
+    y, s = _as_arrays(y, scores)
+    thr = np.broadcast_to(np.asarray(thresholds, dtype=float), (y.shape[1],))
+    precision, recall, f1 = precision_recall_f1(y, binarize(s, thr))
+    return pd.DataFrame(
+        {
+            "genre": list(genres),
+            "support": y.sum(axis=0),
+            "ap": ap_per_genre(y, s),
+            "roc_auc": roc_auc_per_genre(y, s),
+            "threshold": thr,
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+        }
+    )
+
+
+def metrics_summary(y, scores, tuned_thresholds=None, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
+    """Every headline metric of one score matrix, as a flat dict for metrics.json.
+
+    ``tuned_thresholds``: per-genre thresholds from ``tune_thresholds`` on the validation
+    split (None leaves the tuned-F1 entries out).
+    """
+    y, s = _as_arrays(y, scores)
+    keep = evaluated_genres(y)
+    at_half = binarize(s, 0.5)
+    low, high = bootstrap_ci(y, s, macro_ap, n_boot=n_boot, seed=seed)
+    out = {
+        "macro_ap": macro_ap(y, s),
+        "macro_ap_ci95_low": low,
+        "macro_ap_ci95_high": high,
+        "micro_ap": micro_ap(y, s),
+        "macro_roc_auc": float(np.nanmean(roc_auc_per_genre(y, s))),
+        "micro_f1_at_0.5": micro_f1(y, at_half),
+        "macro_f1_at_0.5": macro_f1(y, at_half, keep),
+    }
+    if tuned_thresholds is not None:
+        tuned = binarize(s, tuned_thresholds)
+        out["micro_f1_tuned"] = micro_f1(y, tuned)
+        out["macro_f1_tuned"] = macro_f1(y, tuned, keep)
+    out.update(
+        {
+            "hamming_loss": hamming_loss(y, at_half),
+            "subset_accuracy": subset_accuracy(y, at_half),
+            "binary_accuracy_paper": binary_accuracy(y, s),
+            "categorical_accuracy_keras": categorical_accuracy(y, s),
+        }
+    )
+    return out
+
+
+def comparison_table(summaries: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """Metrics as rows, scorers (model, baselines) as columns: each number beside its baselines."""
+    return pd.DataFrame(summaries)
