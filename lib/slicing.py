@@ -50,13 +50,18 @@ def slice_film(frames: np.ndarray, depth: int) -> np.ndarray:
     return out.reshape(k, depth, *frames.shape[1:])
 
 
-def gather_slices(frames: np.ndarray, table: pd.DataFrame, depth: int, out: np.ndarray | None = None) -> np.ndarray:
-    """Copy the slices of ``table`` out of the (memory-mapped) store into one batch array."""
-    batch = len(table)
-    if out is None:
-        out = np.zeros((batch, depth, *frames.shape[1:]), dtype=frames.dtype)
-    for i, (start, stop) in enumerate(table[["start", "stop"]].itertuples(index=False)):
-        n = stop - start
-        out[i, :n] = frames[start:stop]
-        out[i, n:] = 0
+def gather_slices(frames: np.ndarray, starts: np.ndarray, stops: np.ndarray, depth: int) -> np.ndarray:
+    """Slices ``frames[start:stop]`` zero-padded to ``depth``, as one ``(b, depth, H, W, C)`` array.
+
+    One fancy-indexed read of the (memory-mapped) store: at 64x64 a Python loop over
+    the slices would cost more than the copy itself.
+    """
+    starts = np.asarray(starts, dtype=np.int64)
+    stops = np.asarray(stops, dtype=np.int64)
+    rows = starts[:, None] + np.arange(depth, dtype=np.int64)
+    np.minimum(rows, (stops - 1)[:, None], out=rows)  # past a film's end: repeat its last frame...
+    out = frames[rows]
+    lengths = stops - starts
+    for i in np.flatnonzero(lengths < depth):  # ...then zero it (only last slices, a few per batch)
+        out[i, lengths[i] :] = 0
     return out
