@@ -42,7 +42,7 @@ TRAIN_KEYS = [
     "jit_compile",
     "workers",
 ]
-PROFILE_KEYS = ["widths", "blocks", "dense", "dropout", "lr", "decay", "batch_size"]
+PROFILE_KEYS = ["widths", "blocks", "first_stride", "dense", "dropout", "lr", "decay", "batch_size"]
 CNN_LSTM_KEYS = ["filters", "rnn", "units"]
 
 MONITOR = "val_auc_pr"
@@ -88,7 +88,7 @@ def resolve_config(train: Mapping[str, Any]) -> TrainConfig:
     if missing:
         raise KeyError(f"train.profiles.{train['profile']} lacks {missing}")
     if train["model"] == "cnn3d":
-        model_kwargs = {k: prof[k] for k in ("widths", "blocks", "dense", "dropout")}
+        model_kwargs = {k: prof[k] for k in ("widths", "blocks", "first_stride", "dense", "dropout")}
     elif train["model"] == "cnn_lstm":
         rnn = train["cnn_lstm"]
         missing = [k for k in CNN_LSTM_KEYS if k not in rnn]

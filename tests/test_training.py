@@ -17,7 +17,7 @@ from lib.models import PAPER_BLOCKS, PAPER_DECAY, PAPER_DENSE, PAPER_LR, PAPER_W
 TINY = {
     "model": "cnn3d",
     "profile": "tiny",
-    "profiles": {"tiny": {"widths": [2, 3], "blocks": [1, 1], "dense": [8], "dropout": 0.0, "lr": 3e-3, "decay": 1e-6, "batch_size": 4}},
+    "profiles": {"tiny": {"widths": [2, 3], "blocks": [1, 1], "first_stride": 2, "dense": [8], "dropout": 0.0, "lr": 3e-3, "decay": 1e-6, "batch_size": 4}},
     "cnn_lstm": {"filters": [2], "rnn": "gru", "units": 4},
     "slice_depth": 4,
     "max_slices_per_film": None,
@@ -34,7 +34,7 @@ TINY = {
 def test_params_yaml_paper_profile_is_the_papers_network():
     train = load_params("train")
     paper = T.resolve_config({**train, "profile": "paper", "model": "cnn3d"})
-    assert paper.model_kwargs == {"widths": list(PAPER_WIDTHS), "blocks": list(PAPER_BLOCKS), "dense": list(PAPER_DENSE), "dropout": 0.0}
+    assert paper.model_kwargs == {"widths": list(PAPER_WIDTHS), "blocks": list(PAPER_BLOCKS), "first_stride": 1, "dense": list(PAPER_DENSE), "dropout": 0.0}
     assert (paper.lr, paper.decay, paper.batch_size, paper.slice_depth) == (PAPER_LR, PAPER_DECAY, 16, 10)
     for profile in train["profiles"]:
         for model in ("cnn3d", "cnn_lstm"):

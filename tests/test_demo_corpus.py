@@ -1,0 +1,199 @@
+"""The demo corpus generator: layout, catalog features, broken files, durations, determinism.
+
+A tiny corpus (30 films, trailers scaled to a tenth of their length) is generated once per
+module; the catalog statistics are checked on the full-size plan, which needs no video.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lib import demo_corpus as dc
+from lib.genres import GENRES, IGNORED_TAGS, NO_GENRE_TAG
+
+TINY = dc.DemoConfig(n_films=30, seed=7, duration_scale=0.1, jobs=2)
+FULL = dc.DemoConfig()
+
+
+def _ffmpeg(path, *args):
+    return subprocess.run([dc.ffmpeg_exe(), "-hide_banner", "-i", str(path), *args], capture_output=True)
+
+
+def claimed_duration(path) -> float | None:
+    """The duration the container header claims, from `ffmpeg -i`."""
+    found = re.search(r"Duration: (\d+):(\d+):([\d.]+)", _ffmpeg(path).stderr.decode(errors="replace"))
+    if not found:
+        return None
+    h, m, s = found.groups()
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+def decoded_frames(path) -> int:
+    """How many frames really decode (0 when the file cannot be opened)."""
+    proc = _ffmpeg(path, "-f", "rawvideo", "-pix_fmt", "gray", "-s", "8x8", "-")
+    return len(proc.stdout) // 64
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "data"
+    plan = dc.generate_corpus(out, TINY, progress=False)
+    return out, plan
+
+
+@pytest.fixture(scope="module")
+def catalog(tiny):
+    out, _ = tiny
+    movies = pd.read_csv(out / "movielens" / "movies.csv")
+    youtube = pd.read_csv(out / "movielens" / "ml-youtube.csv")
+    return movies, youtube
+
+
+@pytest.fixture(scope="module")
+def full_plan():
+    return dc.plan_corpus(FULL)
+
+
+def _kind(plan, kind):
+    return plan[plan["kind"] == kind]
+
+
+def test_layout_and_columns(tiny, catalog):
+    out, plan = tiny
+    movies, youtube = catalog
+    assert sorted(p.name for p in out.iterdir()) == ["movielens", "trailers"]
+    assert list(movies.columns) == ["movieId", "title", "genres"]
+    assert list(youtube.columns) == ["youtubeId", "movieId", "title"]
+    assert movies["movieId"].is_unique
+    assert all(p.suffix == ".mp4" for p in (out / "trailers").iterdir())
+    assert not list(out.parent.glob(".data.*")), "temporary or old directory left behind"
+
+
+def test_titles_round_trip_with_quotes_commas_and_non_ascii(tiny, catalog):
+    _, plan = tiny
+    movies, _ = catalog
+    assert movies["title"].tolist() == plan.loc[plan["in_movies"], "title"].tolist()
+    titles = movies["title"]
+    assert titles.str.fullmatch(r".+ \(\d{4}\)").all(), "every title ends with its year"
+    assert titles.str.contains(",").any()
+    assert titles.str.contains('"').any()
+    assert titles.map(lambda t: not t.isascii()).any()
+
+
+def test_genre_vocabulary_and_special_labels(catalog):
+    movies, _ = catalog
+    tokens = movies["genres"].str.split("|")
+    allowed = set(GENRES) | IGNORED_TAGS | {NO_GENRE_TAG}
+    assert set().union(*tokens) <= allowed
+    assert (movies["genres"] == NO_GENRE_TAG).any()
+    assert tokens.map(lambda g: "IMAX" in g).any()
+    assert (movies["genres"] == "Drama").any()
+    assert (movies["genres"] == "Comedy|Drama").any()
+
+
+def test_youtube_rows_shared_missing_and_orphan(tiny, catalog):
+    out, _ = tiny
+    movies, youtube = catalog
+    shared = youtube[youtube["youtubeId"].duplicated(keep=False)]
+    assert len(shared) == 2 and shared["movieId"].nunique() == 2
+    present = {p.stem for p in (out / "trailers").iterdir()}
+    assert (~youtube["youtubeId"].isin(present)).sum() >= 1, "no row with a missing trailer"
+    orphans = youtube[~youtube["movieId"].isin(movies["movieId"])]
+    assert len(orphans) == 1
+    assert (~movies["movieId"].isin(youtube["movieId"])).any(), "some film has no trailer row"
+
+
+def test_broken_trailers(tiny):
+    out, plan = tiny
+    path = {k: out / "trailers" / f"{_kind(plan, k)['youtubeId'].iloc[0]}.mp4" for k in (dc.EMPTY, dc.TRUNCATED, dc.UNREADABLE)}
+    assert path[dc.EMPTY].stat().st_size == 0
+    assert decoded_frames(path[dc.UNREADABLE]) == 0
+    claimed = claimed_duration(path[dc.TRUNCATED])
+    planned = _kind(plan, dc.TRUNCATED)["duration"].iloc[0]
+    assert claimed == pytest.approx(planned, abs=0.1), "the header still claims the full length"
+    n = decoded_frames(path[dc.TRUNCATED])
+    assert 0 < n < 0.6 * planned * dc.FPS, f"truncated trailer decoded {n} frames"
+
+
+def test_good_trailers_decode_to_their_planned_length(tiny):
+    out, plan = tiny
+    good = plan[plan["kind"].isin([dc.OK, dc.SHORT, dc.LONG])]
+    for row in good.sample(6, random_state=0).itertuples():
+        frames = decoded_frames(out / "trailers" / f"{row.youtubeId}.mp4")
+        assert frames == pytest.approx(row.duration * dc.FPS, abs=1.5), row.youtubeId
+
+
+def test_video_format(tiny):
+    out, plan = tiny
+    first = _kind(plan, dc.OK)["youtubeId"].iloc[0]
+    info = _ffmpeg(out / "trailers" / f"{first}.mp4").stderr.decode(errors="replace")
+    assert re.search(r"Video: h264.*yuv420p.*96x54.*24 fps", info), info
+
+
+def test_same_seed_same_corpus(tiny, tmp_path):
+    out, plan = tiny
+    again = dc.generate_corpus(tmp_path / "again", TINY, progress=False)
+    for name in ("movies.csv", "ml-youtube.csv"):
+        assert (out / "movielens" / name).read_bytes() == (tmp_path / "again" / "movielens" / name).read_bytes()
+    first = _kind(plan, dc.OK)["youtubeId"].iloc[0]
+    assert (out / "trailers" / f"{first}.mp4").read_bytes() == (tmp_path / "again" / "trailers" / f"{first}.mp4").read_bytes()
+    other = dc.catalog_csvs(dc.plan_corpus(dc.DemoConfig(n_films=30, seed=8)))
+    assert other != dc.catalog_csvs(again)
+
+
+def test_regenerating_replaces_the_directory(tmp_path):
+    out = tmp_path / "data"
+    (out / "trailers").mkdir(parents=True)
+    (out / "trailers" / "stale.mp4").write_bytes(b"old")
+    config = dc.DemoConfig(n_films=30, seed=1, duration_scale=0.02, jobs=2)
+    dc.generate_corpus(out, config, progress=False)
+    assert not (out / "trailers" / "stale.mp4").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_full_catalog_has_the_movielens_skew(full_plan):
+    films = full_plan[full_plan["in_movies"]]
+    share = {g: films["genre_list"].map(lambda gl: g in gl).mean() for g in GENRES}
+    assert 0.40 <= share["Drama"] <= 0.60
+    assert 0.25 <= share["Comedy"] <= 0.42
+    assert share["Film-Noir"] == min(share.values()) and share["Film-Noir"] < 0.05
+    assert 450 <= len(films) <= 600
+
+
+def test_every_genre_keeps_films_after_rebalancing_and_pruning(full_plan):
+    usable = full_plan[full_plan["kind"].isin([dc.OK]) & full_plan["in_movies"]]
+    usable = usable[~usable["genres"].isin(["Drama", "Comedy|Drama", NO_GENRE_TAG])]
+    counts = {g: usable["genre_list"].map(lambda gl: g in gl).sum() for g in GENRES}
+    assert min(counts.values()) >= 12, counts
+
+
+def test_full_catalog_trailer_lengths(full_plan):
+    rendered = full_plan[full_plan["kind"].isin([dc.OK, dc.SHORT, dc.LONG])]["duration"]
+    low, high = dc.BOUNDS_S
+    inside = rendered.between(low, high)
+    assert inside.mean() > 0.9
+    assert (rendered < low).sum() >= 5
+    assert 1 <= (rendered > high).sum() <= 3 and rendered.max() < high + 15
+
+
+def test_each_genre_lights_its_home_cell():
+    """Layout cue: a single-genre film's panels sit in that genre's cell of the grid."""
+    h, w = dc.HEIGHT, dc.WIDTH
+    for genre in GENRES:
+        grey = dc.render_pictures([genre], 30, seed=3).astype(float).mean(axis=3)
+        cells = grey.reshape(-1, dc.GRID_ROWS, h // dc.GRID_ROWS, dc.GRID_COLS, w // dc.GRID_COLS)
+        contrast = cells.std(axis=(2, 4)).mean(axis=0)  # a panel stands out from the smooth background
+        assert np.argmax(contrast) == GENRES.index(genre), genre
+
+
+def test_shots_mix_every_genre_of_a_film():
+    rng = np.random.default_rng(0)
+    shots = dc.film_shots(["Action", "Comedy", "War"], 60, rng)
+    assert shots[0].start == 0 and shots[-1].stop == 60
+    assert all(3 <= s.stop - s.start <= 7 for s in shots[:-1])
+    assert {g for s in shots for g in s.genres} == {"Action", "Comedy", "War"}
+    assert any(not s.genres for s in dc.film_shots(["Drama"], 2000, rng)), "no neutral shot"
