@@ -33,6 +33,8 @@ help:
 setup: $(STAMP)
 
 $(STAMP): requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(not ((3, 11, 5) <= sys.version_info[:3] < (3, 12)))' || \
+	  { echo "error: the pinned environment needs Python 3.11.5 or newer 3.11 (found: $$($(PYTHON) --version 2>&1)); run 'make PYTHON=/path/to/python3.11 ...'" >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.lock
