@@ -185,10 +185,14 @@ def bootstrap_ci(
 ) -> tuple[float, float]:
     """Interval of ``metric`` over test films resampled with replacement (see ``_interval``)."""
     y, s = _as_arrays(y, scores)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(y), size=(n_boot, len(y)))
-    values = np.array([metric(y[i], s[i]) for i in idx])
+    values = _resampled(len(y), n_boot, seed, lambda i: metric(y[i], s[i]))
     return _interval(values, metric(y, s), level, method)
+
+
+def _resampled(n: int, n_boot: int, seed: int, statistic: Callable[[np.ndarray], float]) -> np.ndarray:
+    """``statistic`` of ``n_boot`` seeded resamples (with replacement) of ``n`` row indices."""
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    return np.array([statistic(i) for i in idx])
 
 
 def paired_bootstrap_ci(
@@ -204,9 +208,7 @@ def paired_bootstrap_ci(
     """Interval of ``metric(a) - metric(b)`` with both scorers on the same resampled films."""
     y, a = _as_arrays(y, scores_a)
     _, b = _as_arrays(y, scores_b)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(y), size=(n_boot, len(y)))
-    diffs = np.array([metric(y[i], a[i]) - metric(y[i], b[i]) for i in idx])
+    diffs = _resampled(len(y), n_boot, seed, lambda i: metric(y[i], a[i]) - metric(y[i], b[i]))
     return _interval(diffs, metric(y, a) - metric(y, b), level, method)
 
 
