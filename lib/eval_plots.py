@@ -116,6 +116,25 @@ def calibration_plot(y: np.ndarray, scores: Mapping[str, np.ndarray], n_bins: in
     return fig
 
 
+def most_confident_strips(films: pd.DataFrame, slice_scores: pd.DataFrame, frames: np.ndarray,
+                          genres: Sequence[str] = GENRES, n_top: int = 3) -> list[dict]:
+    """For each film of ``films`` (movieId, title and the genre columns), the slice the model
+    is most confident about, as a strip for ``frame_strips``: its frames (read from the
+    store's ``frames``), the film's true genres and the slice's ``n_top`` genres."""
+    strips = []
+    for _, film in films.iterrows():
+        rows = slice_scores[slice_scores["movieId"] == film["movieId"]]
+        best = rows.loc[rows[list(genres)].max(axis=1).idxmax()]
+        top = sorted(zip(genres, best[list(genres)].astype(float)), key=lambda t: -t[1])[:n_top]
+        strips.append({
+            "frames": np.asarray(frames[int(best["start"]) : int(best["stop"])]),
+            "title": f"{film['title']} (slice {int(best['slice'])})",
+            "true": [g for g in genres if film[g] == 1],
+            "top": top,
+        })
+    return strips
+
+
 def frame_strips(strips: Sequence[dict], max_frames: int = 10) -> plt.Figure:
     """Like the paper's Figures 7-9: one row per film, its slice's frames, then text with
     the model's top genres and scores beside the true genres.

@@ -268,3 +268,11 @@ def metrics_summary(y, scores, tuned_thresholds=None, n_boot: int = 1000, seed: 
 def comparison_table(summaries: dict[str, dict[str, float]]) -> pd.DataFrame:
     """Metrics as rows, scorers (model, baselines) as columns: each number beside its baselines."""
     return pd.DataFrame(summaries)
+
+
+def json_safe(value):
+    """``value`` with every non-finite float as None: JSON has no NaN, and an undefined
+    metric (e.g. precision with no confident genre) must read as null, not as a number."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    return None if isinstance(value, float) and not np.isfinite(value) else value

@@ -187,3 +187,13 @@ def test_colour_baseline_learns_a_colour_cue(tmp_path):
     assert p.shape == (n, 3)
     assert M.average_precision(y[:, 0], p[:, 0]) == pytest.approx(1.0)
     assert (p[:, 2] == 0).all()
+
+
+def test_json_safe_turns_non_finite_floats_into_null_at_any_depth():
+    import json
+
+    from lib.metrics import json_safe
+
+    out = json_safe({"a": float("nan"), "b": {"c": float("inf"), "d": 0.5}, "e": 3})
+    assert out == {"a": None, "b": {"c": None, "d": 0.5}, "e": 3}
+    json.dumps(out, allow_nan=False)  # raises if a NaN slipped through
