@@ -10,3 +10,6 @@ _CACHE = _Path(__file__).resolve().parents[1] / ".cache"
 _os.environ.setdefault("KERAS_HOME", str(_CACHE / "keras"))
 _os.environ.setdefault("MPLCONFIGDIR", str(_CACHE / "matplotlib"))
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# keras-hub fetches presets through kagglehub / huggingface_hub: their caches stay here too
+_os.environ.setdefault("KAGGLEHUB_CACHE", str(_CACHE / "kagglehub"))
+_os.environ.setdefault("HF_HOME", str(_CACHE / "huggingface"))
