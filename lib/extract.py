@@ -43,12 +43,24 @@ decodes), ``too_short`` / ``too_long`` (the claimed duration is outside the boun
 decided from ffmpeg's header, and ffmpeg is stopped before it decodes anything),
 ``partial`` (fewer decoded frames than ``partial_below`` times claimed duration x
 average frame rate: a truncated file on which ffmpeg still exits 0), ``ok``.
+
+Interruption
+------------
+Only a file's own fault may prune it. ffmpeg runs in a session of its own, so a
+terminal's Ctrl-C (SIGINT to the whole foreground process group) reaches the
+Python caller, not ffmpeg; the caller stops its decodes through a ``StopSwitch``.
+A decode stopped that way, or an ffmpeg stopped by a signal from outside (SIGINT,
+SIGTERM, SIGHUP, SIGQUIT, SIGKILL: a user, a scheduler, the OOM killer), raises
+``Interrupted`` instead of returning an outcome, so the caller records nothing
+for the trailer and a rerun decodes it again. A crash on a bad file (SIGSEGV,
+SIGABRT, ...) is the file's fault and stays ``unreadable`` or ``partial``.
 """
 from __future__ import annotations
 
 import functools
 import math
 import re
+import signal
 import subprocess
 import threading
 from dataclasses import dataclass, field
@@ -62,6 +74,53 @@ PRUNED = tuple(o for o in OUTCOMES if o != "ok")
 STEP_UNITS = ("frames", "seconds")
 RESIZE_MODES = ("squash", "crop")
 DEFAULT_PARTIAL_BELOW = 0.9
+
+
+class Interrupted(Exception):
+    """A decode stopped from outside (Ctrl-C, SIGTERM, a stage shutting down): not the file's fault, no outcome."""
+
+
+class StopSwitch:
+    """Stops, at once and for good, every ffmpeg started under it (by ``extract_trailer(..., stop=...)``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._procs: set[subprocess.Popen] = set()
+        self._stopped = False
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            procs = list(self._procs)
+        for proc in procs:
+            _kill(proc)
+
+    def _track(self, proc: subprocess.Popen) -> None:
+        with self._lock:
+            self._procs.add(proc)
+            stopped = self._stopped
+        if stopped:  # stopped between the check before Popen and now
+            _kill(proc)
+
+    def _forget(self, proc: subprocess.Popen) -> None:
+        with self._lock:
+            self._procs.discard(proc)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        proc.kill()
+    except OSError:  # already reaped
+        pass
+
+
+# Signals by which something outside the file stops a process (a crash on bad input raises others).
+_OUTSIDE_STOPS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGKILL}
+_RECEIVED_SIGNAL = re.compile(r"^Exiting normally, received signal (\d+)")  # ffmpeg's "Exiting normally, received signal 2."
 
 
 @dataclass
@@ -155,6 +214,7 @@ class FfmpegLog:
     graph_rate: float | None = None  # the frame rate the filter graph was configured with
     frames_decoded: int = 0
     decode_errors: int = 0
+    received_signal: int | None = None  # ffmpeg caught a signal and stopped early (exit code 255)
     errors: list = field(default_factory=list)
     section: str = "start"  # start -> input -> mapping -> run
 
@@ -181,6 +241,8 @@ class FfmpegLog:
         elif m := _DECODED.search(line):
             self.frames_decoded += int(m.group(2))
             self.decode_errors += int(m.group(3))
+        elif m := _RECEIVED_SIGNAL.match(line):
+            self.received_signal = int(m.group(1))
         elif _ERROR.search(line) and not _NOT_ERRORS.search(line):
             self.errors.append(line.strip())
 
@@ -231,13 +293,16 @@ def extract_trailer(
     partial_below: float = DEFAULT_PARTIAL_BELOW,
     threads: int = 1,
     timeout: float | None = None,
+    stop: StopSwitch | None = None,
 ) -> Extraction:
     """Decode one trailer and keep every ``step``-th frame as ``size`` x ``size`` RGB.
 
     Bad input never raises: it comes back as an outcome with a reason. ``None``
     bounds disable the duration check. ``threads`` is ffmpeg's own per-process
     threading (1 when trailers run in parallel); ``timeout`` (seconds) stops a hung
-    ffmpeg and reports the trailer as unreadable.
+    ffmpeg and reports the trailer as unreadable. ``stop`` lets a caller stop the
+    decode from another thread; a stopped decode, or an ffmpeg stopped by a signal
+    from outside, raises ``Interrupted`` (see the module's docstring).
     """
     check_settings(step, step_unit, size, resize)
     size = int(size)
@@ -250,10 +315,16 @@ def extract_trailer(
         return Extraction("unreadable", "empty file (0 bytes)", None, 0, _empty(size))
 
     cmd = ffmpeg_command(path, video_filter(step, step_unit, size, resize), threads)
+    if stop is not None and stop.stopped:
+        raise Interrupted(f"{path.name}: stopped before decoding")
     try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # A session of its own: a terminal's Ctrl-C must reach the caller, who decides, not ffmpeg
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
     except OSError as exc:  # e.g. too many open processes: report, do not crash the run
         return Extraction("unreadable", f"could not start ffmpeg: {exc}", None, 0, _empty(size))
+    if stop is not None:
+        stop._track(proc)
 
     chunks: list[bytes] = []
     reader = threading.Thread(target=lambda: chunks.append(proc.stdout.read()), daemon=True)
@@ -287,7 +358,16 @@ def extract_trailer(
         reader.join()
         proc.stdout.close()
         proc.stderr.close()
+        if stop is not None:
+            stop._forget(proc)
 
+    if stop is not None and stop.stopped:
+        raise Interrupted(f"{path.name}: decode stopped after {log.frames_decoded} frames; nothing recorded")
+    if not early and not timed_out.is_set():
+        by = -proc.returncode if proc.returncode < 0 else log.received_signal if proc.returncode == 255 else None
+        if by in _OUTSIDE_STOPS:
+            raise Interrupted(f"{path.name}: ffmpeg was stopped by {signal.Signals(by).name} from outside "
+                              f"after {log.frames_decoded} frames; nothing recorded")
     fps = log.fps
     if early:
         return Extraction(early[0], f"claimed duration {early[1]}; not decoded", log.duration, 0, _empty(size), fps)

@@ -10,6 +10,11 @@
    each records the size and mtime of its source file; a part that no longer
    matches is redone. So an interrupted run resumes where it stopped, and a
    change of settings or code never reuses stale frames.
+   Interrupted (Ctrl-C, SIGTERM, SIGHUP), the stage stops every running ffmpeg and
+   records nothing for those trailers: only finished decodes leave parts, and a
+   decode stopped from outside is never taken for a fault of its file (see
+   ``lib.extract``, "Interruption"). The resumed run's store and manifest are
+   byte-identical to an uninterrupted run's.
 3. The kept films are consolidated, in labels order, into a ``lib.frame_store``
    store (itself written atomically), and ``manifest.csv`` gets one row per film.
    Then the parts are removed unless ``keep_parts``.
@@ -33,6 +38,7 @@ import pandas as pd
 from tqdm import tqdm  # plain text: tqdm.auto wants ipywidgets in a notebook
 
 from lib import extract
+from lib.interrupt import terminate_as_interrupt
 from lib.frame_store import FilmFrames, FrameStore, write_frame_store
 from lib.paths import ROOT
 
@@ -149,11 +155,14 @@ def load_part_frames(part_dir: Path, youtube_id: str) -> np.ndarray:
     return np.load(part_dir / f"{_part_name(youtube_id)}.npy", mmap_mode="r")
 
 
-def _process(youtube_id: str, path: Path | None, part_dir: Path, settings: dict) -> tuple[dict, bool]:
+def _process(youtube_id: str, path: Path | None, part_dir: Path, settings: dict,
+             stop: extract.StopSwitch | None = None) -> tuple[dict, bool]:
     source = _source_identity(path)
     if (row := read_part(part_dir, youtube_id, source, settings["size"])) is not None:
         return row, True
-    result = extract.extract_trailer(path, **{k: settings[k] for k in SETTINGS_KEYS}, timeout=TRAILER_TIMEOUT)
+    # extract.Interrupted propagates: a decode stopped from outside leaves no part, so a rerun redoes it
+    result = extract.extract_trailer(path, **{k: settings[k] for k in SETTINGS_KEYS}, timeout=TRAILER_TIMEOUT,
+                                     stop=stop)
     keep = result.outcome == "ok"
     row = {
         "youtubeId": youtube_id,
@@ -217,22 +226,27 @@ def run_frames_stage(
     rows: dict[str, dict] = {}
     extracted = resumed = 0
     workers = resolve_jobs(n_jobs)
+    stop = extract.StopSwitch()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="frames")
     bar = tqdm(total=len(youtube_ids), desc="frames", unit="trailer", disable=not progress, mininterval=1.0)
     try:
-        futures = {pool.submit(_process, y, trailers.get(y), part_dir, settings): y for y in youtube_ids}
-        for fut in as_completed(futures):
-            row, was_resumed = fut.result()
-            rows[futures[fut]] = row
-            resumed += was_resumed
-            extracted += not was_resumed
-            kept = sum(r["outcome"] == "ok" for r in rows.values())
-            bar.update()
-            bar.set_postfix(kept=kept, pruned=len(rows) - kept, resumed=resumed, refresh=False)
-    except BaseException:
-        # Interrupted: drop the queue; trailers already running finish and leave complete parts.
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
+        with terminate_as_interrupt():  # SIGTERM and SIGHUP take the same way out as Ctrl-C
+            try:
+                futures = {pool.submit(_process, y, trailers.get(y), part_dir, settings, stop): y for y in youtube_ids}
+                for fut in as_completed(futures):
+                    row, was_resumed = fut.result()
+                    rows[futures[fut]] = row
+                    resumed += was_resumed
+                    extracted += not was_resumed
+                    kept = sum(r["outcome"] == "ok" for r in rows.values())
+                    bar.update()
+                    bar.set_postfix(kept=kept, pruned=len(rows) - kept, resumed=resumed, refresh=False)
+            except BaseException:
+                # Interrupted (or an ffmpeg stopped from outside): drop the queue and stop the running decodes;
+                # they raise extract.Interrupted and leave no part. Finished trailers keep theirs.
+                stop.stop()
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     finally:
         bar.close()
     pool.shutdown()
