@@ -9,9 +9,11 @@ One command does it all (see docs/real-data.md)::
 Trailer availability changes over time, so the snapshot is versioned with
 ``dvc add data`` rather than recomputed by ``dvc repro``. The command is
 resumable: files already present are skipped, and every file is written under a
-temporary name and renamed into place, so an interrupted run (Ctrl-C included)
-never leaves a half-written file under its final name. Per-video outcomes go to
-a manifest CSV (ok / unavailable / error / throttled, with the reason).
+temporary name and renamed into place, so an interrupted run (Ctrl-C, SIGTERM or
+SIGHUP) never leaves a half-written file under its final name. Per-video outcomes
+go to a manifest CSV (ok / unavailable / error / throttled, with the reason); a
+download stopped by the interruption is not an outcome: it gets no row (an
+earlier run's row stays) and the next run fetches it again.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ import yaml
 from tqdm import tqdm
 
 from lib.genres import GENRES
+from lib.interrupt import terminate_as_interrupt
 from lib.paths import CACHE, DATA, PARAMS, resolve
 
 # The built-in settings; params.yaml's `download:` section overrides them, CLI flags override both.
@@ -62,6 +65,7 @@ MOVIES_HEADER = ("movieId", "title", "genres")
 YOUTUBE_HEADER = ("youtubeId", "movieId", "title")
 MANIFEST_COLUMNS = ["youtubeId", "status", "reason", "bytes", "path", "attempts", "finished_at"]
 STATUSES = ("ok", "unavailable", "error", "throttled")
+INTERRUPTED = "interrupted"  # a worker's answer when the batch was stopped: never written to the manifest
 MANIFEST_NAME = "download_manifest.csv"
 SOURCES_NAME = "download_sources.json"
 PARTIAL = ".partial"  # staging folder for files in flight; emptied at the start and end of every run
@@ -463,19 +467,21 @@ def download_one(youtube_id: str, cfg: Mapping[str, Any], trailers: Path, params
     attempt = 0
     for attempt in range(1, retries + 2):
         if stop.is_set():
-            return TrailerResult(youtube_id, "error", "interrupted", attempts=attempt - 1, finished_at=_now())
+            return TrailerResult(youtube_id, INTERRUPTED, attempts=attempt - 1, finished_at=_now())
         pacer.wait(stop)
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         try:
             path = _fetch_video(url, staging, youtube_id, params, stop)
+            if stop.is_set():  # the file may be cut short by the interruption: never put it in place
+                return TrailerResult(youtube_id, INTERRUPTED, attempts=attempt, finished_at=_now())
             final = trailers / f"{youtube_id}{path.suffix}"
             os.replace(path, final)  # same folder tree, so the rename is atomic
             return TrailerResult(youtube_id, "ok", "", final.stat().st_size,
                                  final.relative_to(trailers.parent).as_posix(), attempt, _now())
         except Exception as exc:  # noqa: BLE001: one video's failure must never stop the batch
-            if stop.is_set():
-                return TrailerResult(youtube_id, "error", "interrupted", attempts=attempt, finished_at=_now())
+            if stop.is_set():  # a failure caused by the interruption is not the video's
+                return TrailerResult(youtube_id, INTERRUPTED, attempts=attempt, finished_at=_now())
             status, reason = classify_failure(str(exc) or type(exc).__name__)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -583,7 +589,7 @@ def download_trailers(ids: Iterable[str], out: Path, cfg: Mapping[str, Any], *,
     collected: set[str] = set()
 
     def record(result: TrailerResult | None) -> None:
-        if result is None or result.youtubeId in collected:
+        if result is None or result.status == INTERRUPTED or result.youtubeId in collected:
             return
         rows[result.youtubeId] = asdict(result)
         counts[result.status] += 1
@@ -591,7 +597,8 @@ def download_trailers(ids: Iterable[str], out: Path, cfg: Mapping[str, Any], *,
         summary.attempted += 1
 
     try:
-        with tqdm(total=len(todo), unit="trailer", desc="trailers", disable=not progress) as bar:
+        with terminate_as_interrupt(), tqdm(total=len(todo), unit="trailer", desc="trailers",
+                                            disable=not progress) as bar:
             for future in as_completed(futures):
                 if future.cancelled():
                     continue
@@ -607,7 +614,11 @@ def download_trailers(ids: Iterable[str], out: Path, cfg: Mapping[str, Any], *,
         pool.shutdown(wait=True, cancel_futures=True)
         for future in futures:
             if future.done() and not future.cancelled() and future.exception() is None:
-                record(future.result())
+                result = future.result()
+                # After an interruption only finished files count: a failure seen in that moment may be the
+                # signal's doing (it reaches yt-dlp's own child processes too), so it is tried again next run.
+                if not stop.is_set() or (result is not None and result.status == "ok"):
+                    record(result)
         write_manifest(manifest, rows)
         shutil.rmtree(trailers / PARTIAL, ignore_errors=True)
     return summary
@@ -664,19 +675,20 @@ def main(argv: list[str] | None = None) -> int:
     manifest = resolve(args.manifest) if args.manifest else out / MANIFEST_NAME
     progress = not args.no_progress
     try:
-        if not args.no_movielens:
-            for member, what in fetch_movielens(out, cfg, force=args.force, progress=progress).items():
-                print(f"{member}: {what}")
-        summary = None
-        if not args.no_trailers:
-            ids = select_videos(out / "movielens" / "ml-youtube.csv", out / "movielens" / "movies.csv",
-                                only_kept=resolve(args.only_kept) if args.only_kept else None,
-                                per_genre=args.per_genre, limit=args.limit)
-            summary = download_trailers(ids, out, cfg, manifest=manifest,
-                                        retry_unavailable=args.retry_unavailable, progress=progress,
-                                        verbose=args.verbose)
-            print(summary.line())
-            print(f"manifest: {manifest}")
+        with terminate_as_interrupt():  # SIGTERM and SIGHUP end the run as Ctrl-C does, cleanly
+            if not args.no_movielens:
+                for member, what in fetch_movielens(out, cfg, force=args.force, progress=progress).items():
+                    print(f"{member}: {what}")
+            summary = None
+            if not args.no_trailers:
+                ids = select_videos(out / "movielens" / "ml-youtube.csv", out / "movielens" / "movies.csv",
+                                    only_kept=resolve(args.only_kept) if args.only_kept else None,
+                                    per_genre=args.per_genre, limit=args.limit)
+                summary = download_trailers(ids, out, cfg, manifest=manifest,
+                                            retry_unavailable=args.retry_unavailable, progress=progress,
+                                            verbose=args.verbose)
+                print(summary.line())
+                print(f"manifest: {manifest}")
     except DownloadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import signal
 import subprocess
 import sys
@@ -281,14 +282,16 @@ def test_a_rerun_skips_present_and_unavailable_and_retries_the_rest(site, tmp_pa
     assert site.hits["/v/gone.mp4"] > before["/v/gone.mp4"]
 
 
-def test_ctrl_c_leaves_no_partial_file_and_the_rerun_resumes(site, tmp_path, mp4s):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_download_is_no_failure_and_leaves_no_partial_file(site, tmp_path, mp4s, sig):
     out = tmp_path / "data"
     write_youtube_csv(out, ["fastA", "fastB", "drip"])
     site.routes["/v/fastA.mp4"] = Route(mp4s[0])
     site.routes["/v/fastB.mp4"] = Route(mp4s[1])
     site.routes["/v/drip.mp4"] = Route(mp4s[2] * 8, chunk_delay=0.1)  # ~20 s unless interrupted
     flags = common_flags(tmp_path, site) + ["--no-movielens"]
-    proc = subprocess.Popen([sys.executable, "-m", "lib.download", *flags], cwd=ROOT,
+    # Its own process group, signalled as a whole: what a terminal's Ctrl-C (or a job runner's SIGTERM) does.
+    proc = subprocess.Popen([sys.executable, "-m", "lib.download", *flags], cwd=ROOT, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     staging = out / "trailers" / download.PARTIAL / "drip"
     deadline = time.monotonic() + 20
@@ -297,15 +300,15 @@ def test_ctrl_c_leaves_no_partial_file_and_the_rerun_resumes(site, tmp_path, mp4
             and staging.is_dir() and any(p.stat().st_size > 0 for p in staging.iterdir())):
         time.sleep(0.05)
     assert proc.poll() is None, proc.communicate()
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, sig)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err
     assert "run the same command again to resume" in err
     assert sorted(p.name for p in (out / "trailers").iterdir()) == ["fastA.mp4", "fastB.mp4"]
     assert no_partial_files(out)
     manifest = pd.read_csv(out / download.MANIFEST_NAME).set_index("youtubeId")
-    assert manifest["status"].to_dict() == {"fastA": "ok", "fastB": "ok", "drip": "error"}
-    assert manifest.loc["drip", "reason"] == "interrupted"
+    # The interrupted video is neither a failure nor unavailable: it has no row, and the next run fetches it.
+    assert manifest["status"].to_dict() == {"fastA": "ok", "fastB": "ok"}
 
     site.routes["/v/drip.mp4"] = Route(mp4s[2])
     before = dict(site.hits)
@@ -313,6 +316,24 @@ def test_ctrl_c_leaves_no_partial_file_and_the_rerun_resumes(site, tmp_path, mp4
     assert (out / "trailers" / "drip.mp4").read_bytes() == mp4s[2]
     assert site.hits["/v/fastA.mp4"] == before["/v/fastA.mp4"]
     assert pd.read_csv(out / download.MANIFEST_NAME)["status"].tolist() == ["ok", "ok", "ok"]
+
+
+def test_a_file_finished_as_the_run_is_stopped_is_not_put_in_place(tmp_path, monkeypatch):
+    trailers = tmp_path / "trailers"
+    trailers.mkdir()
+    stop = threading.Event()
+
+    def fetched_while_stopping(url, staging, youtube_id, params, stop_event):
+        path = staging / f"{youtube_id}.mp4"
+        path.write_bytes(b"maybe cut short")
+        stop_event.set()  # the interruption lands while yt-dlp returns
+        return path
+
+    monkeypatch.setattr(download, "_fetch_video", fetched_while_stopping)
+    cfg = download.settings({"pause": 0}, params_file=None)
+    result = download.download_one("vid", cfg, trailers, {}, download.Pacer(0), stop)
+    assert result.status == download.INTERRUPTED
+    assert download.present_trailers(trailers) == {}
 
 
 def test_a_run_of_throttled_answers_halts_the_batch(site, tmp_path):

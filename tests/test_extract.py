@@ -1,12 +1,20 @@
 """extract_trailer on small clips made with the bundled ffmpeg: formats, outcomes, step and resize semantics."""
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import threading
+import time
 
 import numpy as np
+import psutil
 import pytest
 
-from lib.extract import expected_kept, extract_trailer, ffmpeg_exe, resize_frames, video_filter
+from lib import extract
+from lib.extract import (
+    Interrupted, StopSwitch, expected_kept, extract_trailer, ffmpeg_exe, resize_frames, video_filter,
+)
 
 FPS = 24
 SECONDS = 2  # 48 frames: tiny, so the whole file stays fast
@@ -244,3 +252,78 @@ def test_a_hung_ffmpeg_is_stopped_and_reported(clips):
 def test_bad_settings_raise(clips, bad):
     with pytest.raises(ValueError):
         extract_trailer(clips["mp4_h264_aac"], **bad)
+
+
+# --- interruption: only a file's own fault may prune it ----------------------------------
+
+def _slow(monkeypatch):
+    """ffmpeg reads its input in real time (-re), so a 2 s clip takes 2 s to decode: time to stop it midway."""
+    real = extract.ffmpeg_command
+
+    def command(path, vf, threads=1):
+        cmd = real(path, vf, threads)
+        return [*cmd[:1], "-re", *cmd[1:]]
+
+    monkeypatch.setattr(extract, "ffmpeg_command", command)
+
+
+def _decode_in_thread(path, **kw):
+    box = {}
+
+    def run():
+        try:
+            box["result"] = extract_trailer(path, step=STEP, **NO_BOUNDS, **kw)
+        except BaseException as exc:  # noqa: BLE001: handed to the test
+            box["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        ffmpegs = [c for c in psutil.Process().children() if "ffmpeg" in c.name()]
+        if ffmpegs:
+            time.sleep(0.3)  # well into the decode
+            return thread, box, ffmpegs[0]
+        time.sleep(0.01)
+    raise AssertionError("ffmpeg never started")
+
+
+def test_ffmpeg_runs_in_its_own_session_so_a_terminal_ctrl_c_does_not_reach_it(clips, monkeypatch):
+    _slow(monkeypatch)
+    thread, box, ffmpeg_proc = _decode_in_thread(clips["mp4_h264_aac"])
+    assert os.getsid(ffmpeg_proc.pid) != os.getsid(0) and os.getpgid(ffmpeg_proc.pid) != os.getpgid(0)
+    thread.join(10)
+    assert box["result"].outcome == "ok"
+
+
+def test_a_stop_switch_stops_the_decode_and_gives_no_outcome(clips, monkeypatch):
+    _slow(monkeypatch)
+    stop = StopSwitch()
+    thread, box, ffmpeg_proc = _decode_in_thread(clips["mp4_h264_aac"], stop=stop)
+    started = time.monotonic()
+    stop.stop()
+    thread.join(10)
+    assert time.monotonic() - started < 1.5, "the decode must stop at once, not run to its end"
+    assert isinstance(box.get("error"), Interrupted), box
+    assert not ffmpeg_proc.is_running() or ffmpeg_proc.status() == psutil.STATUS_ZOMBIE
+    with pytest.raises(Interrupted):  # a stopped switch starts nothing more
+        extract_trailer(clips["mp4_h264_aac"], step=STEP, stop=stop, **NO_BOUNDS)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
+def test_an_ffmpeg_stopped_from_outside_is_interrupted_not_partial(clips, monkeypatch, sig):
+    _slow(monkeypatch)
+    thread, box, ffmpeg_proc = _decode_in_thread(clips["mp4_h264_aac"])
+    ffmpeg_proc.send_signal(sig)  # a user or a scheduler, not the file
+    thread.join(10)
+    assert isinstance(box.get("error"), Interrupted), box
+    assert sig.name in str(box["error"])
+
+
+def test_an_ffmpeg_crash_is_still_the_files_fault(clips, monkeypatch):
+    _slow(monkeypatch)
+    thread, box, ffmpeg_proc = _decode_in_thread(clips["mp4_h264_aac"])
+    ffmpeg_proc.send_signal(signal.SIGSEGV)  # what a decoder bug on a corrupt file looks like
+    thread.join(10)
+    assert "error" not in box, box
+    assert box["result"].outcome in ("partial", "unreadable"), box["result"]

@@ -132,3 +132,27 @@ def test_interrupted_stage_resumes_to_the_same_bytes(reference, sig):
     counts = _finish(_stage(tmp, name))
     assert counts["resumed"] == len(left) and counts["extracted"] == N_TRAILERS - len(left)
     assert _outputs(tmp / name / "out") == expected, "the resumed store or manifest differs from an uninterrupted run"
+
+
+def test_sigterm_raises_keyboard_interrupt_inside_the_block_only():
+    from lib.interrupt import terminate_as_interrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert before == signal.SIG_DFL
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"), terminate_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1)  # the handler runs between two bytecodes; it must not get this far
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_an_ignored_sighup_stays_ignored_under_nohup():
+    from lib.interrupt import terminate_as_interrupt
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with terminate_as_interrupt():
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGHUP)
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
