@@ -44,6 +44,7 @@ from tqdm import tqdm
 
 from lib.genres import GENRES
 from lib.interrupt import terminate_as_interrupt
+from lib.movielens import clean_youtube_id
 from lib.paths import CACHE, DATA, PARAMS, resolve
 
 # The built-in settings; params.yaml's `download:` section overrides them, CLI flags override both.
@@ -318,6 +319,13 @@ def select_videos(youtube_csv: Path, movies_csv: Path | None = None, *, only_kep
     if tuple(table.columns) != YOUTUBE_HEADER:
         raise DownloadError(f"{youtube_csv} has columns {list(table.columns)}, expected {list(YOUTUBE_HEADER)}")
     table = table.dropna(subset=["youtubeId"])
+    # Cleaned as prepare cleans them (a trailing slash, a full URL...), so the file gets the name prepare looks for.
+    # An id becomes a file name, so what cannot be cleaned (a path, say) is refused.
+    cleaned = table["youtubeId"].map(lambda raw: clean_youtube_id(raw)[0])
+    odd = table.loc[cleaned.isna(), "youtubeId"]
+    if len(odd):
+        print(f"note: skipping {len(odd)} youtubeIds that are not YouTube ids: {odd.tolist()[:5]}", file=sys.stderr)
+    table = table.assign(youtubeId=cleaned)[cleaned.notna() & (cleaned != "")]
     if only_kept is not None:
         kept = pd.read_csv(only_kept, dtype={"youtubeId": str})
         if "youtubeId" not in kept.columns:
@@ -335,12 +343,7 @@ def select_videos(youtube_csv: Path, movies_csv: Path | None = None, *, only_kep
             having = films.loc[tags.map(lambda ts, g=genre: g in ts), "youtubeId"]
             chosen.update(having.drop_duplicates().head(per_genre))
         table = table[table["youtubeId"].isin(chosen)]
-    ids = table["youtubeId"].str.strip().drop_duplicates()
-    # An id becomes a file name, so anything outside YouTube's alphabet (a path, say) is refused.
-    odd = ids[~ids.str.fullmatch(r"[A-Za-z0-9_-]+")]
-    if len(odd):
-        print(f"note: skipping {len(odd)} youtubeIds that are not YouTube ids: {odd.tolist()[:5]}", file=sys.stderr)
-    ids = ids.drop(odd.index).tolist()
+    ids = table["youtubeId"].drop_duplicates().tolist()
     return ids[:limit] if limit is not None else ids
 
 

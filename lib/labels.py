@@ -2,7 +2,9 @@
 
 The steps, in order (each one recorded in a :class:`Ledger`, so the counts reconcile):
 
-1. trailer rows read from ``ml-youtube.csv``; blank ids and exact repeats skipped;
+1. trailer rows read from ``ml-youtube.csv``; ids with unambiguous cruft cleaned (whitespace, a
+   trailing slash, a full YouTube URL: counted and listed row by row in ``counts.json`` under
+   ``youtubeIds cleaned``); blank ids, ids that cannot be cleaned and exact repeats skipped;
 2. trailer rows of movies absent from ``movies.csv`` dropped;
 3. further trailers of a film that already has one dropped (the first row in the file is kept),
    so there is one row per film from here on;
@@ -261,9 +263,20 @@ def prepare_labels(movies_csv: str | Path, youtube_csv: str | Path, cfg: Mapping
         "train rows with copies": int(labels.loc[labels["split"] == "train", "copies"].sum()),
         "train films oversampled": int((labels["copies"] > 1).sum()),
         "unknown genres": unknown,
+        "youtubeIds cleaned": cleaned_summary(youtube_read.cleaned),
+        "youtubeIds rejected": youtube_read.rejected,
         "notes": movies_read.notes + youtube_read.notes,
     }
     return Prepared(labels, before, ledger, counts)
+
+
+def cleaned_summary(cleaned: list[dict]) -> dict[str, Any]:
+    """The cleaned youtubeIds for counts.json: how many rows, how many of each kind, and every row."""
+    by_kind: dict[str, int] = {}
+    for row in cleaned:
+        for kind in row["how"]:
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+    return {"rows": len(cleaned), "by kind": by_kind, "list": list(cleaned)}
 
 
 def reconcile(counts: Mapping[str, Any], labels: pd.DataFrame) -> None:
@@ -284,6 +297,16 @@ def reconcile(counts: Mapping[str, Any], labels: pd.DataFrame) -> None:
     actual = labels["split"].value_counts().reindex(list(SPLITS), fill_value=0).to_dict()
     if {k: int(v) for k, v in actual.items()} != dict(counts["splits"]):
         problems.append(f"splits in counts {counts['splits']} differ from the labels' {actual}")
+    if (cleaned := counts.get("youtubeIds cleaned")) is not None:
+        if cleaned["rows"] != len(cleaned["list"]):
+            problems.append(f"youtubeIds cleaned: {cleaned['rows']} rows counted, {len(cleaned['list'])} listed")
+        listed = {k: sum(k in row["how"] for row in cleaned["list"]) for k in cleaned["by kind"]}
+        if listed != cleaned["by kind"] or any(not row["how"] for row in cleaned["list"]):
+            problems.append(f"youtubeIds cleaned by kind {cleaned['by kind']} differ from the rows listed {listed}")
+    rejected = counts.get("youtubeIds rejected")
+    skipped = next((s["dropped"] for s in steps if s["step"] == "trailer rows skipped: youtubeId not a YouTube id"), 0)
+    if rejected is not None and len(rejected) != skipped:
+        problems.append(f"{len(rejected)} youtubeIds rejected are listed, {skipped} trailer rows skipped for it")
     train_rows = int(labels.loc[labels["split"] == "train", "copies"].sum())
     if train_rows != counts["train rows with copies"]:
         problems.append(f"train rows with copies: counts say {counts['train rows with copies']}, labels give {train_rows}")

@@ -10,6 +10,10 @@ Tolerated and noted: a UTF-8 byte-order mark and Windows (CRLF) line endings,
 both common when a file has passed through a spreadsheet.
 Skipped and counted (no data is invented by skipping them): exact repeats of a
 row, and trailer rows whose youtubeId is blank or not a YouTube id.
+Cleaned, counted and listed row by row: a youtubeId with unambiguous cruft around
+it (see :func:`clean_youtube_id`): surrounding whitespace, a trailing slash, or a
+full ``youtube.com/watch?v=`` or ``youtu.be/`` URL. What cannot be cleaned that way
+is skipped, each row named.
 Errors: a missing file, an empty file, a missing column, a malformed row, a
 non-integer movieId, and one movieId listed with two different genre sets.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pandas as pd
@@ -29,6 +34,12 @@ YOUTUBE_COLUMNS = ("youtubeId", "movieId", "title")
 BOM = b"\xef\xbb\xbf"
 # A youtubeId becomes a file name (data/trailers/<youtubeId>.mp4), so only YouTube's own alphabet is accepted.
 _YOUTUBE_ID = r"[A-Za-z0-9_-]+"
+_VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{11}")  # what a URL must carry: YouTube's ids are 11 characters
+_WATCH_HOSTS = ("youtube.com", "www.youtube.com", "m.youtube.com")
+_SHORT_HOSTS = ("youtu.be", "www.youtu.be")
+# How a youtubeId was cleaned, as listed in counts.json.
+WHITESPACE, TRAILING_SLASH, WATCH_URL, SHORT_URL = (
+    "surrounding whitespace", "trailing slash", "youtube.com/watch?v= URL", "youtu.be/ URL")
 _INTEGER = r"\s*[+-]?\d+\s*"
 
 
@@ -38,13 +49,64 @@ class MovieLensError(ValueError):
 
 @dataclass
 class CsvRead:
-    """One validated CSV: the frame plus what was tolerated or skipped on the way."""
+    """One validated CSV: the frame plus what was tolerated, cleaned or skipped on the way."""
 
     frame: pd.DataFrame
     path: Path
     rows_read: int
     skipped: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # youtubeIds cleaned / refused: one {"row", "raw", ...} per CSV row (ml-youtube.csv only)
+    cleaned: list[dict] = field(default_factory=list)
+    rejected: list[dict] = field(default_factory=list)
+
+
+def clean_youtube_id(raw: str) -> tuple[str | None, list[str]]:
+    """``(id, how)``: the YouTube id in ``raw`` and what had to be removed, or ``(None, [])`` if none is certain.
+
+    Unambiguous cruft is removed: surrounding whitespace, a trailing slash, and a
+    full ``[http[s]://][www.|m.]youtube.com/watch?v=<id>`` URL (other query
+    parameters in any order, a fragment) or ``[http[s]://]youtu.be/<id>`` URL.
+    A URL must carry exactly one 11-character id; anything else (another path, two
+    different ``v=``, cruft inside the id, an id in running text) is refused.
+    ``""`` gives ``("", [])``: a blank id is the caller's to count.
+    """
+    how = []
+    text = raw.strip()
+    if text != raw:
+        how.append(WHITESPACE)
+    if re.fullmatch(_YOUTUBE_ID, text) or not text:
+        return text, how
+    if re.fullmatch(_YOUTUBE_ID + "/", text):
+        return text[:-1], how + [TRAILING_SLASH]
+    found = _id_from_url(text)
+    if found is None:
+        return None, []
+    return found[0], how + [found[1]]
+
+
+def _id_from_url(text: str) -> tuple[str, str] | None:
+    if re.search(r"\s", text):
+        return None
+    if not re.match(r"(?i)https?://", text):
+        text = "https://" + text  # www.youtube.com/watch?v=... as pasted without its scheme
+    try:
+        url = urlsplit(text)
+        host = (url.hostname or "").lower()
+        port = url.port
+    except ValueError:  # a malformed host or port
+        return None
+    if port is not None or url.username is not None or url.scheme.lower() not in ("http", "https"):
+        return None
+    if host in _WATCH_HOSTS and url.path.rstrip("/") == "/watch":
+        values = set(parse_qs(url.query, keep_blank_values=True).get("v", []))
+        if len(values) == 1 and _VIDEO_ID.fullmatch(video := values.pop()):
+            return video, WATCH_URL
+    elif host in _SHORT_HOSTS:
+        video = url.path.removeprefix("/").removesuffix("/")
+        if _VIDEO_ID.fullmatch(video):
+            return video, SHORT_URL
+    return None
 
 
 def _row(i: int) -> int:
@@ -139,18 +201,36 @@ def read_youtube(path: str | Path) -> CsvRead:
     path = Path(path)
     frame, notes = _read_text_csv(path, YOUTUBE_COLUMNS)
     frame["movieId"] = _integer_column(frame, "movieId", path)
-    frame["youtubeId"] = frame["youtubeId"].str.strip()
     rows_read, skipped = len(frame), {}
-    blank = frame["youtubeId"] == ""
-    invalid = ~blank & ~frame["youtubeId"].str.fullmatch(_YOUTUBE_ID)
+    raw = frame["youtubeId"]
+    plain = raw.str.fullmatch(_YOUTUBE_ID)  # the common case, checked in one vectorized pass
+    cleaned, rejected = [], []
+    ids = raw.where(plain, "")
+    for i in np.flatnonzero(~plain.to_numpy()):
+        value, how = clean_youtube_id(raw.iloc[i])
+        if value is None:
+            rejected.append({"row": _row(i), "raw": raw.iloc[i]})
+            continue
+        ids.iloc[i] = value
+        if how and value:
+            cleaned.append({"row": _row(i), "raw": raw.iloc[i], "youtubeId": value, "how": how})
+    frame["youtubeId"] = ids
+    invalid = pd.Series(False, index=frame.index)
+    invalid.iloc[[r["row"] - 2 for r in rejected]] = True
+    blank = ~invalid & (frame["youtubeId"] == "")
     if blank.any():
         skipped["blank youtubeId"] = int(blank.sum())
-    if invalid.any():
-        first = np.flatnonzero(invalid.to_numpy())[0]
-        skipped["youtubeId not a YouTube id"] = int(invalid.sum())
-        notes.append(f"{path.name}, row {_row(first)}, column 'youtubeId': {frame['youtubeId'].iloc[first]!r} skipped (not a YouTube id)")
+    if cleaned:
+        kinds = pd.Series([k for c in cleaned for k in c["how"]]).value_counts()
+        notes.append(f"{path.name}, column 'youtubeId': {len(cleaned)} ids cleaned ("
+                     + ", ".join(f"{k}: {n}" for k, n in kinds.items()) + "); each row is listed in counts.json")
+    if rejected:
+        skipped["youtubeId not a YouTube id"] = len(rejected)
+        shown = "; ".join(f"row {r['row']}: {r['raw']!r}" for r in rejected[:10])
+        more = f"; and {len(rejected) - 10} more (all in counts.json)" if len(rejected) > 10 else ""
+        notes.append(f"{path.name}, column 'youtubeId': skipped, not a YouTube id: {shown}{more}")
     frame = _drop_exact_repeats(frame[~blank & ~invalid], skipped)
-    return CsvRead(frame.reset_index(drop=True), path, rows_read, skipped, notes)
+    return CsvRead(frame.reset_index(drop=True), path, rows_read, skipped, notes, cleaned, rejected)
 
 
 # ---------------------------------------------------------------------------

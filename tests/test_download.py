@@ -369,7 +369,9 @@ def test_failures_are_classified_by_their_message(message, status):
 
 def test_subsets_only_kept_per_genre_and_limit(tmp_path):
     (tmp_path / "movies.csv").write_text(MOVIES)
-    (tmp_path / "yt.csv").write_text(YOUTUBE + "K26_sDKnvMU,1,Toy Story again\n"  # a duplicate id
+    (tmp_path / "yt.csv").write_text(YOUTUBE.replace("xe8nrvEexwo", "xe8nrvEexwo/")  # cleaned as prepare does
+                                     + "K26_sDKnvMU,1,Toy Story again\n"  # a duplicate id
+                                     "https://youtu.be/K26_sDKnvMU,1,Toy Story as a URL\n"
                                      "../../etc,9,Not an id\n")
     (tmp_path / "labels.csv").write_text("movieId,youtubeId\n3,2GfZl4kuVNI\n5,xe8nrvEexwo\n")
     yt, movies = tmp_path / "yt.csv", tmp_path / "movies.csv"

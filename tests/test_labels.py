@@ -262,3 +262,56 @@ def test_real_scale_catalog_is_labelled_split_and_counted_correctly(tmp_path):
         assert (labels.loc[part, list(GENRES)].sum() > 0).all(), f"a genre is missing from {name}"
     assert (labels.loc[labels["split"] != "train", "copies"] == 1).all()
     assert labels.loc[labels["split"] == "train", "copies"].max() > 1, "Film-Noir (~1% of films) is oversampled"
+
+
+def test_youtube_ids_with_cruft_are_cleaned_counted_and_reconciled(catalog, tmp_path):
+    movies, youtube = catalog
+    text = (YOUTUBE.replace("yt_01,1,", "yt_01/,1,").replace("yt_09,9,", "  yt_09 ,9,")
+            .replace("yt_12,12,", "https://www.youtube.com/watch?feature=share&v=ABCDEFGHIJK,12,")
+            .replace("yt_14,14,", "https://youtu.be/yt_14/more,14,"))  # cannot be cleaned: film 14 is dropped
+    youtube.write_text(text, encoding="utf-8")
+    prepared = prepare_labels(movies, youtube, CFG)
+    paths = write_prepared(prepared, tmp_path / "out")
+    counts = json.loads(paths["counts"].read_text(encoding="utf-8"))
+    labels = read_labels(paths["labels"])
+    reconcile(counts, labels)
+    by_film = labels.set_index("movieId")["youtubeId"]
+    assert (by_film[1], by_film[9], by_film[12]) == ("yt_01", "yt_09", "ABCDEFGHIJK")
+    assert set(labels["movieId"]) == {1, 2, 6, 9, 11, 12, 13, 15}  # 14 lost its trailer row, nothing else changed
+    cleaned = counts["youtubeIds cleaned"]
+    assert cleaned["rows"] == 3
+    assert cleaned["by kind"] == {"trailing slash": 1, "surrounding whitespace": 1, "youtube.com/watch?v= URL": 1}
+    assert [(c["row"], c["youtubeId"]) for c in cleaned["list"]] == [(2, "yt_01"), (10, "yt_09"), (13, "ABCDEFGHIJK")]
+    assert counts["youtubeIds rejected"] == [{"row": 15, "raw": "https://youtu.be/yt_14/more"}]
+    assert steps_by_name(prepared)["trailer rows skipped: youtubeId not a YouTube id"]["dropped"] == 1
+    assert any("row 15" in n for n in counts["notes"])
+
+    for tamper in (
+        lambda c: c["youtubeIds cleaned"].__setitem__("rows", 2),
+        lambda c: c["youtubeIds cleaned"]["by kind"].__setitem__("trailing slash", 2),
+        lambda c: c["youtubeIds rejected"].append({"row": 99, "raw": "x y"}),
+    ):
+        tampered = copy.deepcopy(counts)
+        tamper(tampered)
+        with pytest.raises(AssertionError, match="do not reconcile"):
+            reconcile(tampered, labels)
+
+
+def test_cleaned_ids_on_a_catalog_built_like_movielens(tmp_path):
+    """The real-size synthetic catalog with cruft put on some trailer rows, as in the real ml-youtube.csv."""
+    truth = write_synthetic_catalog(tmp_path, seed=3)
+    table = pd.read_csv(truth.youtube_csv, dtype=str, keep_default_na=False)
+    rng = np.random.default_rng(0)
+    rows = rng.choice(len(table), size=40, replace=False)
+    kinds = ["{}/", " {} ", "https://www.youtube.com/watch?v={}&t=5", "http://m.youtube.com/watch?list=x&v={}",
+             "https://youtu.be/{}"]
+    for i, row in enumerate(rows[:35]):
+        table.loc[row, "youtubeId"] = kinds[i % len(kinds)].format(table.loc[row, "youtubeId"])
+    for row in rows[35:]:
+        table.loc[row, "youtubeId"] = "#NAME?"  # what a spreadsheet makes of an id starting with '-'
+    table.to_csv(truth.youtube_csv, index=False)
+    clean = prepare_labels(truth.movies_csv, truth.youtube_csv, CFG)
+    reconcile(clean.counts, clean.labels)
+    assert clean.counts["youtubeIds cleaned"]["rows"] == 35
+    assert len(clean.counts["youtubeIds rejected"]) == 5
+    assert set(clean.labels["youtubeId"]).isdisjoint(table.loc[rows[:35], "youtubeId"])  # only clean ids reach labels

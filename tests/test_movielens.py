@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from lib.movielens import MovieLensError, read_movies, read_youtube
+from lib.movielens import (
+    SHORT_URL, TRAILING_SLASH, WATCH_URL, WHITESPACE, MovieLensError, clean_youtube_id, read_movies, read_youtube,
+)
 
 MOVIES = (
     "movieId,title,genres\n"
@@ -130,3 +132,74 @@ def test_blank_and_invalid_youtube_ids_are_skipped_and_counted(tmp_path):
 def test_youtube_ids_that_look_numeric_stay_text(tmp_path):
     read = read_youtube(write(tmp_path, "ml-youtube.csv", "youtubeId,movieId,title\n00123456789,1,X (1990)\n"))
     assert read.frame["youtubeId"].tolist() == ["00123456789"]
+
+
+# --- youtubeIds with cruft around them (the real ml-youtube.csv has some) ----------------------
+
+ID = "K26_sDKnvMU"
+
+
+@pytest.mark.parametrize("raw, how", [
+    (ID, []),
+    (f"  {ID}\t", [WHITESPACE]),
+    (f"{ID}/", [TRAILING_SLASH]),
+    (f" {ID}/ ", [WHITESPACE, TRAILING_SLASH]),
+    (f"https://www.youtube.com/watch?v={ID}", [WATCH_URL]),
+    (f"http://youtube.com/watch?v={ID}", [WATCH_URL]),
+    (f"https://m.youtube.com/watch?v={ID}&feature=youtu.be", [WATCH_URL]),
+    (f"https://www.youtube.com/watch?feature=player_embedded&v={ID}&t=30s", [WATCH_URL]),  # v= not first
+    (f"HTTPS://WWW.YouTube.com/watch/?v={ID}#t=1m", [WATCH_URL]),
+    (f"www.youtube.com/watch?v={ID}", [WATCH_URL]),  # pasted without its scheme
+    (f"https://youtu.be/{ID}", [SHORT_URL]),
+    (f"http://youtu.be/{ID}/?t=12", [SHORT_URL]),
+    (f"youtu.be/{ID}", [SHORT_URL]),
+    (f" https://youtu.be/{ID} ", [WHITESPACE, SHORT_URL]),
+])
+def test_unambiguous_cruft_is_cleaned_into_the_id(raw, how):
+    assert clean_youtube_id(raw) == (ID, how)
+
+
+@pytest.mark.parametrize("raw", [
+    "../../etc",
+    f"{ID}//x",
+    f"{ID} trailer",  # running text
+    f"{ID}?t=10",  # a query without a URL
+    f"https://www.youtube.com/watch?v={ID}&v=3LPANjHIPxo",  # two different ids: which one?
+    f"https://www.youtube.com/watch?v={ID}x",  # 12 characters
+    f"https://www.youtube.com/watch?v=",
+    f"https://www.youtube.com/watch?list=PL123",
+    f"https://www.youtube.com/embed/{ID}",  # another kind of page: not cleaned
+    f"https://vimeo.com/watch?v={ID}",  # another site
+    f"https://youtube.com.evil.example/watch?v={ID}",
+    f"https://youtu.be/{ID}/extra",
+    f"https://youtu.be:8080/{ID}",
+    f"ftp://youtu.be/{ID}",
+    f"https://user@youtu.be/{ID}",
+    "https://[::1/watch?v=K26_sDKnvMU",  # malformed host
+])
+def test_what_cannot_be_cleaned_is_refused(raw):
+    assert clean_youtube_id(raw) == (None, [])
+
+
+def test_cleaned_ids_are_counted_and_listed_and_the_rest_rejected_by_row(tmp_path):
+    extra = (
+        f"3LPANjHIPxo/,3,A (1990)\n"
+        f"\" https://www.youtube.com/watch?feature=related&v=xe8nrvEexwo \",4,B (1991)\n"
+        f"https://youtu.be/2GfZl4kuVNI,5,C (1992)\n"
+        f"https://www.youtube.com/user/someone,6,D (1993)\n"
+        f"  ,7,E (1994)\n"
+    )
+    read = read_youtube(write(tmp_path, "ml-youtube.csv", YOUTUBE + extra))
+    assert read.rows_read == 7
+    assert read.frame["youtubeId"].tolist() == ["K26_sDKnvMU", "3LPANjHIPxo", "3LPANjHIPxo", "xe8nrvEexwo", "2GfZl4kuVNI"]
+    assert read.frame["movieId"].tolist() == [1, 2, 3, 4, 5]
+    assert read.cleaned == [
+        {"row": 4, "raw": "3LPANjHIPxo/", "youtubeId": "3LPANjHIPxo", "how": [TRAILING_SLASH]},
+        {"row": 5, "raw": " https://www.youtube.com/watch?feature=related&v=xe8nrvEexwo ", "youtubeId": "xe8nrvEexwo",
+         "how": [WHITESPACE, WATCH_URL]},
+        {"row": 6, "raw": "https://youtu.be/2GfZl4kuVNI", "youtubeId": "2GfZl4kuVNI", "how": [SHORT_URL]},
+    ]
+    assert read.rejected == [{"row": 7, "raw": "https://www.youtube.com/user/someone"}]
+    assert read.skipped == {"blank youtubeId": 1, "youtubeId not a YouTube id": 1}
+    assert any("3 ids cleaned" in n for n in read.notes)
+    assert any("row 7" in n and "youtube.com/user/someone" in n for n in read.notes)
