@@ -17,7 +17,6 @@ on stderr and a non-zero exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from lib.native_stderr import quiet_native_stderr  # TensorFlow's C++ runtime writes to fd 2 directly
 
 PROG = "trailer-genres"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -178,22 +179,6 @@ def load_trailer(spec: str, size: int, settings: dict, min_seconds, max_seconds,
     if path.is_dir():
         return frames_from_folder(path, size, settings)
     return frames_from_video(path, size, settings, min_seconds, max_seconds)
-
-
-@contextlib.contextmanager
-def quiet_native_stderr():
-    """Silence what TensorFlow's C++ runtime writes straight to file descriptor 2 (CUDA
-    probing, absl banners; TF_CPP_MIN_LOG_LEVEL does not catch them all), so the
-    command's stderr holds only its own messages. Python exceptions still propagate."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def load_model(model_path: Path):
