@@ -217,6 +217,23 @@ def test_too_short_and_too_long_are_pruned_from_the_header_without_decoding(clip
     assert "2.0 s < 5 s" in short.reason
 
 
+@pytest.mark.parametrize("name", ["mp4_no_audio", "raw_h264"])
+def test_duration_bounds_are_inclusive_at_both_edges(clips, tmp_path, name):
+    # Pruned means *outside* [min_seconds, max_seconds]: a trailer exactly as long as a bound is kept.
+    if name == "raw_h264":  # no container duration: the bound applies to the duration estimated after decoding
+        path = tmp_path / "raw.h264"
+        ffmpeg(*src_args(), *H264, "-f", "h264", str(path))
+    else:
+        path = clips[name]
+    duration = extract_trailer(path, step=STEP, **NO_BOUNDS).duration
+    assert duration == pytest.approx(SECONDS, abs=0.1)
+    at_both = extract_trailer(path, step=STEP, min_seconds=duration, max_seconds=duration)
+    assert at_both.outcome == "ok", at_both.reason
+    assert at_both.frames.shape[0] == expected_kept(at_both.frames_decoded, STEP) > 0
+    assert extract_trailer(path, step=STEP, min_seconds=duration + 0.01, max_seconds=None).outcome == "too_short"
+    assert extract_trailer(path, step=STEP, min_seconds=None, max_seconds=duration - 0.01).outcome == "too_long"
+
+
 def test_partial_when_fewer_frames_decode_than_claimed(tmp_path):
     full = tmp_path / "full.mp4"
     ffmpeg(*src_args(seconds=4), *H264, "-movflags", "+faststart", str(full))  # index first, so a cut file still opens

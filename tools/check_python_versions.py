@@ -1,6 +1,6 @@
 """Does every pin of requirements.lock have a distribution for each supported Python? A per-pin report.
 
-    python tools/check_python_versions.py                  # 3.11, 3.12, 3.13 on this machine's platform
+    python tools/check_python_versions.py                  # 3.11.5, 3.12.0, 3.13.0 on this machine's platform
     python tools/check_python_versions.py --python 3.13 --platform manylinux_2_28_x86_64 --report pins.csv
 
 It reads the lock alone and installs nothing: for each Python version it asks pip for an
@@ -12,6 +12,7 @@ would install on that version, and the report prints which kind it is:
 * ``any``: a pure-Python wheel (``py3-none-any``), good for every version;
 * ``abi3``: a compiled wheel built against the stable ABI (``cp3N-abi3``), good from 3.N on;
 * ``cp3N``: a compiled wheel built for exactly that version;
+* ``binary``: a wheel for this platform that needs no Python ABI (a bundled executable);
 * ``sdist``: no wheel at all, only a source archive: pip builds it when installing (fine for
   a pure-Python package, a compiler job otherwise), so it is listed apart;
 * ``MISSING``: no file of that release serves that version: the pin must move, or the
@@ -36,7 +37,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
-VERSIONS = ("3.11", "3.12", "3.13")
+# The oldest release of each supported minor version: pip checks Requires-Python against exactly this
+# (a bare "3.12" means 3.12.0), and soupsieve, for one, needs 3.11.5 or newer.
+VERSIONS = ("3.11.5", "3.12.0", "3.13.0")
 NOT_FOUND = re.compile(r"No matching distribution found for ([A-Za-z0-9._-]+)==")
 
 
@@ -59,7 +62,7 @@ def read_lock(path: Path) -> dict[str, str]:
 
 
 def kind_of(filename: str) -> str:
-    """'any', 'abi3', 'cp3N', or 'sdist' from a distribution's file name."""
+    """'any', 'abi3', 'cp3N', 'binary' or 'sdist' from a distribution's file name."""
     if not filename.endswith(".whl"):
         return "sdist"
     python_tag, abi_tag, platform_tag = filename[:-4].split("-")[-3:]
@@ -67,8 +70,8 @@ def kind_of(filename: str) -> str:
         return "abi3"
     if abi_tag == "none" and platform_tag == "any":
         return "any"
-    if abi_tag == "none":  # e.g. a bundled binary (deno): no Python ABI, one platform
-        return "none-" + platform_tag.split(".")[0]
+    if abi_tag == "none":  # e.g. a bundled executable (deno): no Python ABI, one platform
+        return "binary"
     return python_tag.split(".")[0]
 
 
