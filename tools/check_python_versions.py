@@ -81,7 +81,7 @@ def pip_plan(pins: list[str], version: str, platforms: list[str], workdir: Path,
     report = workdir / "report.json"
     report.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--ignore-installed",
-           "--disable-pip-version-check", "--quiet", "--python-version", version,
+           "--disable-pip-version-check", "--quiet", "--retries", "10", "--python-version", version,
            "--target", str(workdir / "target"), "--report", str(report), "-r", str(requirements)]
     if binary_only:
         cmd.append("--only-binary=:all:")
