@@ -4,7 +4,11 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-PYTHON ?= python3
+# The first supported interpreter found (3.11.5 or newer 3.11, 3.12, 3.13), or PYTHON=/path/to/python.
+SUPPORTED := (3, 11, 5) <= sys.version_info[:3] < (3, 14)
+ifndef PYTHON
+PYTHON := $(firstword $(foreach p,python3.11 python3.12 python3.13 python3,$(if $(shell command -v $(p) >/dev/null 2>&1 && $(p) -c 'import sys; sys.exit(not ($(SUPPORTED)))' 2>/dev/null && echo ok),$(p))) python3)
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.lock | cut -c1-12)
@@ -35,8 +39,8 @@ help:
 setup: $(STAMP)
 
 $(STAMP): requirements.lock
-	@$(PYTHON) -c 'import sys; sys.exit(not ((3, 11, 5) <= sys.version_info[:3] < (3, 12)))' || \
-	  { echo "error: the pinned environment needs Python 3.11.5 or newer 3.11 (found: $$($(PYTHON) --version 2>&1)); run 'make PYTHON=/path/to/python3.11 ...'" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(not ($(SUPPORTED)))' || \
+	  { echo "error: the pinned environment needs Python 3.11 (3.11.5 or newer), 3.12 or 3.13 (found: $$($(PYTHON) --version 2>&1)); run 'make PYTHON=/path/to/python3.12 ...'" >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.lock

@@ -7,11 +7,12 @@ averages and ``evaluated_genres`` says which ones were kept, so the exclusion is
 never silent.
 
 Threshold metrics come at 0.5 and at per-genre thresholds tuned on the validation
-split (``tune_thresholds``); test labels never choose a threshold.
+split (``thresholds_from_validation``, which reads nothing of the test split, over
+``tune_thresholds``); test labels never choose a threshold.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -94,6 +95,18 @@ def tune_thresholds(y_val, scores_val, default: float = 0.5) -> np.ndarray:
         best = np.flatnonzero(f1 == f1.max())[-1]
         thresholds[j] = cand[best]
     return thresholds
+
+
+def thresholds_from_validation(y_by_split: Mapping[str, np.ndarray], scores: Mapping[str, tuple], default: float = 0.5) -> dict[str, np.ndarray]:
+    """Each scorer's per-genre thresholds, tuned on the validation split and never on test.
+
+    ``y_by_split`` maps split names to label matrices (``y_by_split["val"]`` is used) and
+    ``scores`` maps each scorer to its ``(validation scores, test scores)`` pair, as the
+    evaluate notebook holds them. Only the validation labels and the validation half of
+    each pair are read: whatever the test entries hold, they cannot move a threshold.
+    """
+    y_val = y_by_split["val"]
+    return {name: tune_thresholds(y_val, pair[0], default=default) for name, pair in scores.items()}
 
 
 def binarize(scores, thresholds) -> np.ndarray:

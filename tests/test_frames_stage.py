@@ -4,6 +4,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -165,6 +166,24 @@ def test_damaged_stale_or_foreign_parts_are_redone(corpus, tmp_path, monkeypatch
 
     other = run(corpus, tmp_path / "other", step=3)  # new settings: nothing of the old parts may be reused
     assert other.resumed == 0
+
+
+def test_parts_made_by_other_extraction_code_are_not_reused(corpus, tmp_path, monkeypatch):
+    # Parts are keyed on the content of lib/extract.py: after a code change a resumed run extracts anew.
+    first = run(corpus, tmp_path, keep_parts=True)
+    assert first.extracted == 8
+    source = Path(stage.extract.__file__).read_bytes()
+    for name, content in (("copy", source), ("changed", source + b"\n# any change at all\n")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "extract.py").write_bytes(content)
+    monkeypatch.setattr(stage.extract, "__file__", str(tmp_path / "copy" / "extract.py"))
+    same = run(corpus, tmp_path, keep_parts=True)
+    assert (same.resumed, same.extracted) == (8, 0), "the same code elsewhere must reuse the parts"
+    monkeypatch.setattr(stage.extract, "__file__", str(tmp_path / "changed" / "extract.py"))
+    changed = run(corpus, tmp_path, keep_parts=True)
+    assert (changed.resumed, changed.extracted) == (0, 8)
+    assert len(list((tmp_path / "parts").iterdir())) == 2
+    pd.testing.assert_frame_equal(changed.manifest, first.manifest)
 
 
 def test_store_stays_consistent_when_consolidation_fails(corpus, tmp_path, monkeypatch):

@@ -100,6 +100,31 @@ def test_tuned_thresholds_maximise_validation_f1(data):
     assert M.tune_thresholds(np.zeros((3, 1)), np.array([[0.2], [0.5], [0.9]]), default=0.5)[0] == 0.5
 
 
+def test_equal_f1_goes_to_the_higher_threshold():
+    # Thresholds 0.9 and 0.6 both give F1 = 2/3 (one of one predicted, or all four with both positives).
+    y = np.array([[1], [0], [0], [1]])
+    s = np.array([[0.9], [0.8], [0.7], [0.6]])
+    f1 = {t: M.precision_recall_f1(y, M.binarize(s, t))[2][0] for t in (0.9, 0.6)}
+    assert f1[0.9] == pytest.approx(f1[0.6])
+    assert M.tune_thresholds(y, s)[0] == pytest.approx(0.9)
+
+
+def test_thresholds_come_from_the_validation_split_only(data):
+    y, s = data
+    y_by_split = {"val": y[:30], "test": y[30:]}
+    scores = {"model": (s[:30], s[30:]), "flat": (np.full((30, 6), 0.3), np.full((30, 6), 0.7))}
+    got = M.thresholds_from_validation(y_by_split, scores)
+    assert set(got) == set(scores)
+    for name, (s_val, s_test) in scores.items():
+        np.testing.assert_array_equal(got[name], M.tune_thresholds(y[:30], s_val))
+    # Tuning on test would have chosen other thresholds, so the test above can tell the two apart.
+    assert not np.array_equal(got["model"], M.tune_thresholds(y[30:], s[30:]))
+    # Test labels and scores are never read: the test halves may hold anything at all.
+    blind = M.thresholds_from_validation({"val": y[:30], "test": None}, {n: (v, None) for n, (v, _) in scores.items()})
+    for name in scores:
+        np.testing.assert_array_equal(blind[name], got[name])
+
+
 def test_bootstrap_ci_properties(data):
     y, s = data
     low, high = M.bootstrap_ci(y, s, n_boot=200, seed=1)

@@ -69,6 +69,31 @@ def test_a_genre_with_three_films_reaches_every_split(seed):
         assert {split[i] for i in np.flatnonzero(y[:, g])} == set(SPLITS), g
 
 
+def _rare_genre_corpus(seed: int, n: int = 120) -> np.ndarray:
+    y = skewed_labels(n, seed=seed)
+    y[:, -1] = 0
+    y[np.random.default_rng(seed).choice(n, size=3, replace=False), -1] = 1
+    return y
+
+
+@pytest.mark.parametrize("case", ["three films only", "skewed corpus"])
+@pytest.mark.parametrize("seed", [0, 473])
+def test_only_the_repair_brings_a_three_film_genre_into_small_splits(case, seed):
+    # With 0.8/0.1/0.1, stratification alone leaves a small split without the genre; the repair must fix that.
+    from lib.split import _iterative_stratification, check_fractions
+    fractions = {"train": 0.8, "val": 0.1, "test": 0.1}
+    y = np.ones((3, 1), dtype=np.int8) if case == "three films only" else _rare_genre_corpus(seed)
+    rare = np.flatnonzero(y.sum(axis=0) >= 3)
+    unrepaired = _iterative_stratification(y.astype(bool), check_fractions(fractions), np.random.default_rng(seed))
+    assert any(len(set(unrepaired[y[:, g] == 1])) < 3 for g in rare), "this case no longer needs the repair: pick another"
+
+    split = stratified_split(y, fractions, seed=seed)
+    for g in rare:
+        assert {split[i] for i in np.flatnonzero(y[:, g])} == set(SPLITS), g
+    if case == "three films only":
+        assert sorted(split) == sorted(SPLITS)
+
+
 def test_a_genre_with_two_films_cannot_reach_three_splits_and_stays_whole():
     y = np.zeros((30, 2), dtype=np.int8)
     y[:, 0] = 1
