@@ -131,6 +131,10 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
     return _TensorRef(storage, int(storage_offset), tuple(int(n) for n in size), tuple(int(s) for s in stride))
 
 
+class RefusedGlobal(pickle.UnpicklingError):
+    """The pickle asked for a global outside the allowed few: the file is not loaded."""
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def __init__(self, file: BinaryIO):
         super().__init__(file)
@@ -143,7 +147,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _rebuild_tensor_v2
         if module == "torch" and name in STORAGE_DTYPES:
             return _StorageType(name)
-        raise pickle.UnpicklingError(f"refusing to load global {module}.{name} from a checkpoint")
+        raise RefusedGlobal(f"refusing to load global {module}.{name} from a checkpoint")
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage"):
@@ -177,9 +181,22 @@ def _plain_load(f: BinaryIO, what: str):
     # The header pickles hold only ints, strs, bools and dicts: no global is allowed.
     class _NoGlobals(pickle.Unpickler):
         def find_class(self, module, name):
-            raise pickle.UnpicklingError(f"refusing to load global {module}.{name} in the {what}")
+            raise RefusedGlobal(f"refusing to load global {module}.{name} in the {what}")
 
-    return _NoGlobals(f).load()
+    return _guarded(_NoGlobals(f).load, what)
+
+
+def _guarded(load, what: str):
+    # A truncated or garbled pickle surfaces as EOFError, UnpicklingError or worse; report it as
+    # a bad checkpoint. A refused global is re-raised as is: it is a security refusal, not corruption.
+    try:
+        return load()
+    except RefusedGlobal:
+        raise
+    except TorchLegacyError:
+        raise
+    except Exception as err:
+        raise TorchLegacyError(f"unreadable {what}: {type(err).__name__}: {err}") from err
 
 
 def load(path_or_file: str | Path | BinaryIO) -> Any:
@@ -187,7 +204,8 @@ def load(path_or_file: str | Path | BinaryIO) -> Any:
 
     Raises ``TorchLegacyError`` (a ``ValueError``) for a zip-format or non-PyTorch file, a
     big-endian file, a truncated or inconsistent one, and ``pickle.UnpicklingError`` when
-    the pickle asks for anything but a tensor, an ``OrderedDict`` or a storage.
+    the pickle asks for anything but a tensor, an ``OrderedDict`` or a storage
+    (``RefusedGlobal``, an ``UnpicklingError``).
     """
     if isinstance(path_or_file, (str, Path)):
         with open(path_or_file, "rb") as f:
@@ -197,10 +215,7 @@ def load(path_or_file: str | Path | BinaryIO) -> Any:
     if zipfile.is_zipfile(f):
         raise TorchLegacyError("this is a zip-format checkpoint (torch >= 1.6); only the legacy format is read")
     f.seek(start)
-    try:
-        magic = _plain_load(f, "header")
-    except Exception as err:
-        raise TorchLegacyError(f"not a legacy PyTorch checkpoint: {err}") from err
+    magic = _plain_load(f, "header (not a legacy PyTorch checkpoint?)")
     if magic != MAGIC_NUMBER:
         raise TorchLegacyError(f"not a legacy PyTorch checkpoint (magic number {magic!r})")
     version = _plain_load(f, "header")
@@ -211,7 +226,7 @@ def load(path_or_file: str | Path | BinaryIO) -> Any:
         raise TorchLegacyError(f"only little-endian checkpoints are read (sys_info={sys_info!r})")
 
     unpickler = _RestrictedUnpickler(f)
-    obj = unpickler.load()
+    obj = _guarded(unpickler.load, "checkpoint pickle")
     keys = _plain_load(f, "storage key list")
     if not isinstance(keys, list) or sorted(map(str, keys)) != sorted(unpickler.storages):
         raise TorchLegacyError("the storage key list does not match the storages the pickle names")
