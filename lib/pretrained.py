@@ -10,7 +10,7 @@ that file without PyTorch (``lib.torch_legacy``), loads it into keras-hub's
     folder = efficientnet_lite0_preset()           # converts once, then returns the folder
     keras_hub.models.Backbone.from_preset(folder)  # the encoder (7x7x1280 at 224x224)
     keras_hub.layers.ImageConverter.from_preset(folder)      # its preprocessing
-    keras_hub.models.ImageClassifier.from_preset(folder)     # + the 1000-class head
+    keras_hub.models.ImageClassifier.from_preset(folder)     # + the ImageNet head (softmax scores)
 
 ``resolve_preset(name)`` maps the encoder name ``efficientnet_lite0_pypi`` to that folder
 and passes any other name (a keras-hub preset, a Kaggle handle, a folder) through.
