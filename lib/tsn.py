@@ -102,11 +102,11 @@ def _mask_float(mask, dtype):
 class MaskedMeanPooling(layers.Layer):
     """Mean of the frame vectors whose mask is set: ``(b, N, D), (b, N) -> (b, D)``."""
 
-    def call(self, x, mask_in):
-        m = ops.expand_dims(_mask_float(mask_in, x.dtype), -1)
+    def call(self, x, frame_mask):
+        m = ops.expand_dims(_mask_float(frame_mask, x.dtype), -1)
         return ops.sum(x * m, axis=1) / ops.maximum(ops.sum(m, axis=1), 1.0)
 
-    def compute_output_shape(self, x_shape, mask_shape):
+    def compute_output_shape(self, x_shape, frame_mask_shape):
         return (x_shape[0], x_shape[2])
 
 
@@ -121,19 +121,19 @@ class AttentionPooling(layers.Layer):
         self.hidden = layers.Dense(self.units, activation="tanh", name="hidden")
         self.score = layers.Dense(1, name="score")
 
-    def build(self, x_shape, mask_shape=None):
+    def build(self, x_shape, frame_mask_shape=None):
         self.hidden.build(x_shape)
         self.score.build((*x_shape[:-1], self.units))
 
-    def call(self, x, mask_in):
+    def call(self, x, frame_mask):
         logits = ops.squeeze(self.score(self.hidden(x)), -1)  # (b, N)
-        m = _mask_float(mask_in, logits.dtype)
+        m = _mask_float(frame_mask, logits.dtype)
         logits = ops.where(m > 0, logits, ops.full_like(logits, -1e4))
         weights = ops.softmax(logits, axis=-1) * m
         weights = weights / ops.maximum(ops.sum(weights, axis=-1, keepdims=True), 1e-9)
         return ops.sum(x * ops.expand_dims(weights, -1), axis=1)
 
-    def compute_output_shape(self, x_shape, mask_shape):
+    def compute_output_shape(self, x_shape, frame_mask_shape):
         return (x_shape[0], x_shape[2])
 
     def get_config(self):
@@ -173,15 +173,15 @@ class TransformerBlock(layers.Layer):
         self.ff2 = layers.Dense(self.dim, name="ff2")
         self.drop = layers.Dropout(self.dropout)
 
-    def build(self, x_shape, mask_shape=None):
+    def build(self, x_shape, frame_mask_shape=None):
         self.norm1.build(x_shape)
         self.attn.build(x_shape, x_shape)
         self.norm2.build(x_shape)
         self.ff1.build(x_shape)
         self.ff2.build((*x_shape[:-1], self.ff))
 
-    def call(self, x, mask_in, training=None):
-        m = ops.cast(mask_in, "bool")
+    def call(self, x, frame_mask, training=None):
+        m = ops.cast(frame_mask, "bool")
         attention_mask = ops.logical_and(m[:, :, None], m[:, None, :])  # (b, N, N)
         # A padded query row would be all False (NaN in softmax): let it see itself only.
         eye = ops.eye(ops.shape(m)[1], dtype="bool")[None]
@@ -191,7 +191,7 @@ class TransformerBlock(layers.Layer):
         h = self.norm2(x)
         return x + self.drop(self.ff2(self.ff1(h)), training=training)
 
-    def compute_output_shape(self, x_shape, mask_shape=None):
+    def compute_output_shape(self, x_shape, frame_mask_shape=None):
         return x_shape
 
     def get_config(self):
