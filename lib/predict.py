@@ -119,7 +119,10 @@ def load_run(run_dir) -> tuple[object, dict]:
     info = json.loads((run_dir / "model_info.json").read_text(encoding="utf-8"))
     if info.get("model") == "tsn":
         _tsn.ensure_loadable(info)
-    return keras.saving.load_model(run_dir / "model.keras"), info
+    model = keras.saving.load_model(run_dir / "model.keras")
+    if info.get("model") == "tsn":
+        _tsn.restore_frozen(model, info)
+    return model, info
 
 
 def predict_tsn(model, store: FrameStore, movie_ids: Sequence[int], n_segments: int, batch_size: int = 64, genres: Sequence[str] = GENRES) -> pd.DataFrame:

@@ -387,6 +387,14 @@ def ensure_loadable(info: Mapping[str, Any]) -> None:
         _import_keras_hub()
 
 
+def restore_frozen(model: keras.Model, info: Mapping[str, Any]) -> keras.Model:
+    """A keras-hub backbone's config does not carry ``trainable``: after loading, freeze
+    the encoder again when it was frozen in training (matters only to further training)."""
+    if (info.get("tsn") or {}).get("frozen"):
+        model.get_layer("encode").trainable = False
+    return model
+
+
 TSN_KEYS = ["n_segments", "pooling", "encoder", "frozen", "scratch_filters", "dim", "heads", "layers", "dense", "dropout", "lr", "batch_size", "epochs", "patience", "embed_batch_size"]
 
 
