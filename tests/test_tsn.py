@@ -237,3 +237,15 @@ def test_training_is_one_example_per_film_not_per_slice(tmp_path):
     labels = pd.DataFrame({"movieId": [1, 2], **{g: [0, 1] for g in GENRES}})
     ds = FilmDataset(store, labels, n_segments=4, batch_size=8, training=True, shuffle=True)
     assert len(ds) == 1 and ds.n_visits == 2 and ds[0][0]["frames"].shape == (2, 4, 8, 8, 3)
+
+
+def test_notebook_smoke_tsn_has_the_keys_of_params_yaml():
+    import ast
+
+    from lib.config import load_params
+    from lib.paths import ROOT
+
+    nb = json.loads((ROOT / "notebooks/03_train.ipynb").read_text())
+    (cell,) = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    train = next(ast.literal_eval(n.value) for n in ast.parse("".join(cell["source"])).body if isinstance(n, ast.Assign) and n.targets[0].id == "train")
+    assert set(train["tsn"]) == set(load_params("train")["tsn"]) == set(tsn.TSN_KEYS)
