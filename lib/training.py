@@ -111,7 +111,7 @@ def resolve_config(train: Mapping[str, Any]) -> TrainConfig:
             raise KeyError(f"train.cnn_lstm lacks {missing}")
         model_kwargs = {**{k: rnn[k] for k in CNN_LSTM_KEYS}, "dense": prof["dense"], "dropout": prof["dropout"]}
     else:
-        raise ValueError(f"train.model must be cnn3d, cnn_lstm or tsn, got {train['model']!r}")
+        raise ValueError(f"train.model must be cnn3d or cnn_lstm (slice models) or tsn (whole trailer), got {train['model']!r}")
     return TrainConfig(
         model=train["model"],
         model_kwargs=model_kwargs,
