@@ -249,3 +249,14 @@ def test_notebook_smoke_tsn_has_the_keys_of_params_yaml():
     (cell,) = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
     train = next(ast.literal_eval(n.value) for n in ast.parse("".join(cell["source"])).body if isinstance(n, ast.Assign) and n.targets[0].id == "train")
     assert set(train["tsn"]) == set(load_params("train")["tsn"]) == set(tsn.TSN_KEYS)
+
+
+def test_embed_command_with_a_scratch_encoder_caches_nothing_and_says_why(corpus, tmp_path):
+    from lib import embeddings as E
+
+    store, _ = corpus
+    assert E.main(["--store", str(store.directory), "--out", str(tmp_path / "embed")]) == 0  # params.yaml: scratch
+    meta = E.read_meta(tmp_path / "embed")
+    assert meta["cached"] is False and "scratch" in meta["reason"] and not (tmp_path / "embed" / E.EMBEDDINGS_FILE).exists()
+    with pytest.raises(ValueError, match="run the embed stage"):
+        E.load_embeddings(tmp_path / "embed", store, "scratch")
