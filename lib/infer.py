@@ -4,12 +4,14 @@
     trailer-genres MODEL TRAILER ...
 
 MODEL is a trained ``.keras`` file with its ``model_info.json`` beside it (slice depth,
-frame size, genres). TRAILER is a video file, a folder of frame images, or an
+frame size, genres; for the whole-trailer ``tsn`` model its number of segments). TRAILER is a video file, a folder of frame images, or an
 http(s) URL that yt-dlp can fetch (YouTube or a direct link to a video file).
 
 The trailer goes through the pipeline's own code: ``lib.extract`` decodes and resizes
 the frames as the frames stage does, ``lib.slicing.slice_film`` cuts them into slices
 as in training, ``lib.predict.aggregate_scores`` turns slice scores into film scores.
+A ``tsn`` model instead scores the whole trailer at once from the centred frame of
+each of its segments (``lib.tsn.film_inputs``), as in evaluation.
 
 Bad input (missing or broken file, a URL that does not download) ends with one line
 on stderr and a non-zero exit status, never a traceback.
@@ -181,18 +183,30 @@ def load_trailer(spec: str, size: int, settings: dict, min_seconds, max_seconds,
     return frames_from_video(path, size, settings, min_seconds, max_seconds)
 
 
-def load_model(model_path: Path):
+def load_model(model_path: Path, info: dict | None = None):
     import keras
 
     try:  # custom layers of the study's models register themselves on import
         import lib.models  # noqa: F401
+        import lib.tsn
     except ImportError:
-        pass
+        lib = None
     try:
+        if info and info.get("model") == "tsn":
+            lib.tsn.ensure_loadable(info)  # a preset encoder's classes live in keras-hub
+            return lib.tsn.restore_frozen(keras.saving.load_model(model_path), info)
         return keras.saving.load_model(model_path)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InferenceError(f"cannot load model {model_path}: {first}") from None
+
+
+def score_trailer_tsn(model, frames: np.ndarray, n_segments: int) -> tuple[np.ndarray, int]:
+    """(film scores, frames used): the whole-trailer model on the centred frame of each segment."""
+    from lib.tsn import film_inputs
+
+    inputs = film_inputs(frames, n_segments)
+    return np.asarray(model.predict(inputs, verbose=0), dtype=float)[0], int(inputs["mask"].sum())
 
 
 def score_trailer(model, frames: np.ndarray, depth: int, how: str, top_k: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -205,7 +219,9 @@ def score_trailer(model, frames: np.ndarray, depth: int, how: str, top_k: int, b
     return aggregate_scores(per_slice, how, top_k), per_slice
 
 
-def format_report(genres: Sequence[str], scores: np.ndarray, per_slice: np.ndarray, n_frames: int, depth: int, lower: float, upper: float, trailer: Trailer, how: str) -> str:
+def format_report(genres: Sequence[str], scores: np.ndarray, per_slice: np.ndarray | None, n_frames: int, depth: int, lower: float, upper: float, trailer: Trailer, how: str, used_line: str | None = None) -> str:
+    """The report; ``per_slice`` None (a whole-trailer model) drops the per-slice part,
+    and ``used_line`` then says which frames the model saw."""
     order = np.argsort(-scores, kind="stable")
     confident = [genres[j] for j in order if scores[j] > upper]
     undecided = [genres[j] for j in order if lower <= scores[j] <= upper]
@@ -213,8 +229,11 @@ def format_report(genres: Sequence[str], scores: np.ndarray, per_slice: np.ndarr
     lines = [f"trailer: {trailer.source}"]
     if trailer.note:
         lines.append(f"note: {trailer.note}")
-    padded = len(per_slice) * depth - n_frames
-    lines.append(f"slices used: {len(per_slice)} of {depth} frames from {n_frames} kept frames ({padded} zero-padded in the last slice); film score = {how} over slices")
+    if per_slice is None:
+        lines.append(used_line or "whole-trailer model")
+    else:
+        padded = len(per_slice) * depth - n_frames
+        lines.append(f"slices used: {len(per_slice)} of {depth} frames from {n_frames} kept frames ({padded} zero-padded in the last slice); film score = {how} over slices")
     lines.append("")
     lines.append("scores (sorted):")
     for j in order:
@@ -223,6 +242,8 @@ def format_report(genres: Sequence[str], scores: np.ndarray, per_slice: np.ndarr
     lines.append("")
     lines.append(f"confident (> {upper:g}): {', '.join(confident) or '(none)'}")
     lines.append(f"undecided ({lower:g}..{upper:g}): {', '.join(undecided) or '(none)'}")
+    if per_slice is None:
+        return "\n".join(lines)
     lines.append("")
     lines.append("per slice (top 3):")
     for i, row in enumerate(per_slice):
@@ -262,11 +283,19 @@ def run(args: argparse.Namespace) -> str:
     with tempfile.TemporaryDirectory(prefix="trailer-genres-") as tmp:
         trailer = load_trailer(args.trailer, size, settings, args.min_seconds, args.max_seconds, Path(tmp))
     with quiet_native_stderr():
-        model = load_model(model_path)
-        scores, per_slice = score_trailer(model, trailer.frames, depth, args.aggregate, args.top_k, args.batch_size)
+        model = load_model(model_path, info)
+        if info.get("model") == "tsn":
+            n_segments = int(info["tsn"]["n_segments"])
+            scores, used = score_trailer_tsn(model, trailer.frames, n_segments)
+            per_slice = None
+            used_line = (f"frames used: {used} of {len(trailer.frames)} kept frames, the centred one of each of {n_segments} segments"
+                         + (f" ({n_segments - used} padded and masked)" if used < n_segments else "") + "; one whole-trailer score")
+        else:
+            scores, per_slice = score_trailer(model, trailer.frames, depth, args.aggregate, args.top_k, args.batch_size)
+            used_line = None
     if len(scores) != len(genres):
         raise InferenceError(f"model gives {len(scores)} scores but model_info.json lists {len(genres)} genres")
-    return format_report(genres, scores, per_slice, len(trailer.frames), depth, args.lower, args.upper, trailer, args.aggregate)
+    return format_report(genres, scores, per_slice, len(trailer.frames), depth, args.lower, args.upper, trailer, args.aggregate, used_line)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -65,6 +65,7 @@ class TrainConfig:
     jit_compile: bool | str
     workers: int
     profile: str
+    tsn: dict[str, Any] | None = None  # params.yaml's train.tsn when model is tsn
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -76,7 +77,9 @@ def resolve_config(train: Mapping[str, Any]) -> TrainConfig:
     ``profile`` picks a set of hyperparameters from ``profiles`` (``paper``: the
     paper's; ``demo``: what the demo corpus can learn within its CPU budget). The
     ``cnn_lstm`` model takes its recurrent part from ``cnn_lstm`` and its head and
-    optimizer from the profile.
+    optimizer from the profile. The whole-trailer ``tsn`` model takes everything
+    (architecture, lr, batch size, epochs, patience) from ``train.tsn``; the profile
+    and slice settings do not apply to it.
     """
     missing = [k for k in TRAIN_KEYS if k not in train]
     if missing:
@@ -87,7 +90,19 @@ def resolve_config(train: Mapping[str, Any]) -> TrainConfig:
     missing = [k for k in PROFILE_KEYS if k not in prof]
     if missing:
         raise KeyError(f"train.profiles.{train['profile']} lacks {missing}")
-    if train["model"] == "cnn3d":
+    tsn = None
+    lr, decay, batch_size = float(prof["lr"]), float(prof["decay"]), int(prof["batch_size"])
+    epochs, patience = int(train["epochs"]), int(train["patience"])
+    if train["model"] == "tsn":
+        if "tsn" not in train:
+            raise KeyError("train params lack ['tsn'] (needed by model: tsn)")
+        from lib.tsn import check_config
+
+        tsn = check_config(train["tsn"])
+        model_kwargs = {}
+        lr, decay, batch_size = float(tsn["lr"]), 0.0, int(tsn["batch_size"])
+        epochs, patience = int(tsn["epochs"]), int(tsn["patience"])
+    elif train["model"] == "cnn3d":
         model_kwargs = {k: prof[k] for k in ("widths", "blocks", "first_stride", "dense", "dropout")}
     elif train["model"] == "cnn_lstm":
         rnn = train["cnn_lstm"]
@@ -96,22 +111,23 @@ def resolve_config(train: Mapping[str, Any]) -> TrainConfig:
             raise KeyError(f"train.cnn_lstm lacks {missing}")
         model_kwargs = {**{k: rnn[k] for k in CNN_LSTM_KEYS}, "dense": prof["dense"], "dropout": prof["dropout"]}
     else:
-        raise ValueError(f"train.model must be cnn3d or cnn_lstm, got {train['model']!r}")
+        raise ValueError(f"train.model must be cnn3d or cnn_lstm (slice models) or tsn (whole trailer), got {train['model']!r}")
     return TrainConfig(
         model=train["model"],
         model_kwargs=model_kwargs,
-        lr=float(prof["lr"]),
-        decay=float(prof["decay"]),
-        batch_size=int(prof["batch_size"]),
+        lr=lr,
+        decay=decay,
+        batch_size=batch_size,
         slice_depth=int(train["slice_depth"]),
         max_slices_per_film=None if train["max_slices_per_film"] is None else int(train["max_slices_per_film"]),
-        epochs=int(train["epochs"]),
-        patience=int(train["patience"]),
+        epochs=epochs,
+        patience=patience,
         seed=int(train["seed"]),
         mixed_precision=train["mixed_precision"],
         jit_compile=train["jit_compile"],
         workers=int(train["workers"]) or default_workers(),
         profile=str(train["profile"]),
+        tsn=tsn,
     )
 
 
@@ -358,8 +374,50 @@ def write_model_info(
     return info
 
 
-def build_configured_model(cfg: TrainConfig, frame_shape: tuple[int, int, int]) -> keras.Model:
+def build_configured_model(cfg: TrainConfig, frame_shape: tuple[int, int, int], embed_dim: int | None = None) -> keras.Model:
+    """The model to fit. For ``tsn`` with a frozen preset that is the head alone, over
+    cached ``embed_dim``-wide frame vectors (``finish_tsn`` puts the encoder back)."""
+    if cfg.model == "tsn":
+        from lib import tsn as tsn_lib
+
+        if tsn_lib.uses_cache(cfg.tsn):
+            if embed_dim is None:
+                raise ValueError("a frozen-encoder tsn trains on cached embeddings: pass embed_dim")
+            return tsn_lib.build_tsn_head(int(cfg.tsn["n_segments"]), int(embed_dim), **tsn_lib.head_kwargs(cfg.tsn))
+        return tsn_lib.build_tsn(cfg.tsn, frame_shape)
     return build_model(cfg.model, input_shape=(cfg.slice_depth, *frame_shape), **cfg.model_kwargs)
+
+
+def finish_tsn(cfg: TrainConfig, result: FitResult, frame_shape: tuple[int, int, int]) -> keras.Model:
+    """The saved tsn model takes raw frames. When only the head was fitted (frozen
+    preset, cached embeddings), rebuild the frozen encoder, put the checkpointed head
+    behind it and overwrite ``model.keras`` with the whole model."""
+    from lib import tsn as tsn_lib
+
+    if not tsn_lib.uses_cache(cfg.tsn):
+        return keras.saving.load_model(result.model_path)
+    head = keras.saving.load_model(result.model_path)
+    encoder = tsn_lib.load_preset_encoder(cfg.tsn["encoder"], frame_shape, trainable=False)
+    full = tsn_lib.assemble(encoder, head, int(cfg.tsn["n_segments"]), frame_shape, round_float16=True)
+    full.save(result.model_path)
+    return full
+
+
+def tsn_info(cfg: TrainConfig, embed_meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """model_info.json's ``tsn`` entry: what prediction needs (segments, encoder)."""
+    from lib import tsn as tsn_lib
+
+    t = cfg.tsn or {}
+    return {
+        "tsn": {
+            "n_segments": int(t["n_segments"]),
+            "pooling": t["pooling"],
+            "encoder": str(t["encoder"]),
+            "frozen": bool(t["frozen"]) if tsn_lib.is_preset(t["encoder"]) else False,
+            "cached_embeddings": tsn_lib.uses_cache(t),
+            "embeddings": dict(embed_meta) if embed_meta else None,
+        }
+    }
 
 
 def default_workers() -> int:

@@ -156,3 +156,26 @@ def test_command_line_exit_status_without_traceback(model_path, tmp_path):
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [f"trailer-genres: error: trailer not found: {tmp_path / 'missing.mp4'}"]
     assert str(ROOT) not in result.stdout
+
+
+def test_whole_trailer_tsn_model(clip, tmp_path, capsys):
+    """A tsn model scores the trailer once, from the centred frame of each segment."""
+    from lib import tsn
+
+    keras.utils.set_random_seed(0)
+    params = {"n_segments": 8, "pooling": "attention", "encoder": "scratch", "frozen": True, "scratch_filters": [4],
+              "dim": 8, "heads": 2, "layers": 1, "dense": [8], "dropout": 0.0}
+    model = tsn.build_tsn(params, (SIZE, SIZE, 3))
+    model.save(tmp_path / "model.keras")
+    info = {"model": "tsn", "slice_depth": DEPTH, "size": SIZE, "genres": list(GENRES), "step": STEP, "step_unit": "frames",
+            "resize": "squash", "tsn": {"n_segments": 8, "encoder": "scratch", "frozen": False}}
+    (tmp_path / "model_info.json").write_text(json.dumps(info))
+    assert main([str(tmp_path / "model.keras"), str(clip)]) == 0
+    out = capsys.readouterr().out
+    assert "frames used: 5 of 5 kept frames, the centred one of each of 8 segments (3 padded and masked)" in out
+    assert "per slice" not in out
+    frames = extract.extract_trailer(clip, step=STEP, step_unit="frames", size=SIZE, resize="squash", min_seconds=None, max_seconds=None).frames
+    expected = model.predict(tsn.film_inputs(frames, 8), verbose=0)[0]
+    scores = scores_in(out)
+    for g, value in zip(GENRES, expected):
+        assert scores[g] == pytest.approx(value, abs=6e-4)
