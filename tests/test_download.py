@@ -291,7 +291,10 @@ def test_an_interrupted_download_is_no_failure_and_leaves_no_partial_file(site, 
     site.routes["/v/drip.mp4"] = Route(mp4s[2] * 40, chunk_delay=0.1)  # ~100 s unless interrupted
     flags = common_flags(tmp_path, site) + ["--no-movielens"]
     # Its own process group, signalled as a whole: what a terminal's Ctrl-C (or a job runner's SIGTERM) does.
-    proc = subprocess.Popen([sys.executable, "-m", "lib.download", *flags], cwd=ROOT, start_new_session=True,
+    # Ctrl-C handled as in a terminal, even when pytest runs in a background job that ignores SIGINT.
+    as_in_a_terminal = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                        "runpy.run_module('lib.download', run_name='__main__', alter_sys=True)")
+    proc = subprocess.Popen([sys.executable, "-c", as_in_a_terminal, *flags], cwd=ROOT, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     staging = out / "trailers" / download.PARTIAL / "drip"
 

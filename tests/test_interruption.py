@@ -30,7 +30,9 @@ SETTINGS = dict(step=100, step_unit="frames", size=32, resize="squash", min_seco
                 partial_below=0.9)
 
 STAGE = """
-import json, sys
+import json, signal, sys
+# As a terminal starts it: a shell that runs pytest in the background hands down SIGINT ignored
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import pandas as pd
 from lib.frames_stage import run_frames_stage
 
