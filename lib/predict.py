@@ -97,3 +97,33 @@ def predict_films(
     slices = predict_slices(model, store, movie_ids, depth, batch_size, genres)
     films = film_scores(slices, how, top_k, genres).reindex([int(m) for m in movie_ids])
     return films, slices
+
+
+# Models scored slice by slice, then aggregated per film (``model_info.json`` "model").
+SLICE_MODELS = ("cnn3d", "cnn_lstm")
+
+
+def predict_run(
+    model,
+    info: dict,
+    store: FrameStore,
+    movie_ids: Sequence[int],
+    *,
+    how: str = "mean",
+    top_k: int = 3,
+    batch_size: int = 64,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Film scores of one trained run, whatever its kind: (film scores, slice scores or None).
+
+    Film scores: index movieId in ``movie_ids`` order, column ``n_slices`` then one
+    column per genre of ``info["genres"]``. Slice models (``SLICE_MODELS``) go through
+    ``predict_films`` with the run's slice depth and the ``how``/``top_k`` aggregation;
+    whole-trailer models give no slice scores (None).
+    """
+    kind = info.get("model")
+    genres = list(info.get("genres", GENRES))
+    if kind in SLICE_MODELS:
+        return predict_films(model, store, movie_ids, int(info["slice_depth"]), how=how, top_k=top_k, batch_size=batch_size, genres=genres)
+    raise ValueError(
+        f"predict_run: unknown model kind {kind!r} in model_info.json; known: {', '.join(SLICE_MODELS)}"
+    )
