@@ -360,7 +360,12 @@ def json_safe(value):
 # ranked above the new positive, at a lower precision, and the trapezoid's straight line
 # from it pays less than the step: trapezoid <= step (one negative ranked first, then one
 # positive: step 1/2, trapezoid (0 + 1/2) / 2 = 1/4). Ties of positives with negatives
-# can turn it the other way. Both are reported; the peers' numbers are trapezoid ones.
+# can turn it the other way, and strongly: a run of tied scores is one straight line from
+# the previous point, so a CONSTANT scorer (all-negative, the label prior) draws one line
+# from (0, 1) to (1, positive rate) and earns (1 + positive rate) / 2, above most real
+# rankings, where the step sum gives it just the positive rate. Models rarely tie, so
+# this mostly flatters the constant baselines: read trapezoid columns against the
+# baselines in the same column. Both are reported; the peers' numbers are trapezoid ones.
 
 
 def pr_auc_trapezoid(y: np.ndarray, s: np.ndarray) -> float:

@@ -274,3 +274,10 @@ def test_bootstrap_intervals_match_the_single_metric_ones(data):
     assert many["macro_ap"] == M.bootstrap_ci(y, s, n_boot=100, seed=4)
     paired = M.bootstrap_intervals(y, s, {"macro_ap": M.macro_ap}, n_boot=100, seed=4, against=prior)
     assert paired["macro_ap"] == M.paired_bootstrap_ci(y, s, prior, n_boot=100, seed=4)
+
+
+def test_trapezoid_gives_a_constant_scorer_half_of_one_plus_the_positive_rate():
+    # Why the report reads trapezoid AP against the baselines: ties are one straight line from (0, 1).
+    y = np.array([1, 0, 0, 0, 1, 0, 0, 0, 0, 0])
+    assert M.pr_auc_trapezoid(y, np.zeros(10)) == pytest.approx((1 + 0.2) / 2)
+    assert M.average_precision(y, np.zeros(10)) == pytest.approx(0.2)
