@@ -161,7 +161,7 @@ def format_comparison(table: pd.DataFrame, metrics: Sequence[str] = TABLE_METRIC
 
 def seed_aggregate(summaries: Mapping[str, Mapping[str, float]], runs: Sequence[Run]) -> dict[str, dict[str, float]]:
     """Per study model with more than one seed: mean and sample std (ddof=1) of every
-    metric over its seeds, plus ``n_seeds``. Keys ``<model> (mean of N seeds)``."""
+    metric over its seeds, plus ``n_seeds`` and ``model``. Keys ``<model> (mean of N seeds)``."""
     out = {}
     by_model: dict[str, list[Run]] = {}
     for run in runs:
@@ -174,6 +174,7 @@ def seed_aggregate(summaries: Mapping[str, Mapping[str, float]], runs: Sequence[
         agg = {k: float(values[k].mean()) for k in keys}
         agg.update({f"{k}_std": float(values[k].std(ddof=1)) for k in keys})
         agg["n_seeds"] = len(model_runs)
+        agg["model"] = model
         out[f"{model} (mean of {len(model_runs)} seeds)"] = agg
     return out
 
@@ -226,7 +227,8 @@ def metrics_document(counts: Mapping, summaries: Mapping[str, Mapping], aggregat
     return M.json_safe({
         "data": dict(counts),
         "runs": {r.name: {"model": r.model_name, "seed": r.seed, **block(r.name, summaries[r.name])} for r in runs},
-        "seed_mean": {n: dict(v) for n, v in aggregates.items()},
+        # Keyed by model name, so `dvc metrics show` reads seed_mean.<model>.mAP.
+        "seed_mean": {v["model"]: {k: x for k, x in v.items() if k != "model"} for v in aggregates.values()},
         "baselines": {n: block(n, v) for n, v in summaries.items() if n not in run_names},
         "paired": paired_blocks,
     })
