@@ -176,3 +176,35 @@ def training_curves(history: pd.DataFrame) -> plt.Figure:
     fig.suptitle("Training curves (re-shown from the train stage)", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def comparison_plot(table: pd.DataFrame, metrics: Sequence[str] = ("mAP", "macro_ap"), title: str | None = None) -> plt.Figure:
+    """One row per scorer of ``lib.compare.comparison_table``, one panel per metric: the
+    value as a dot with its 95% bootstrap interval (runs, baselines) or ± one std over
+    seeds (seed means). Rows keep the table's order; a non-empty ``flag`` goes in the title."""
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 0.42 * len(table) + 1.6), sharey=True, squeeze=False)
+    ypos = np.arange(len(table))[::-1]
+    kinds = table["kind"].fillna("") if "kind" in table else pd.Series("", index=table.index)
+    palette = dict(zip(sorted(set(kinds)), sns.color_palette(n_colors=max(1, len(set(kinds))))))
+    for ax, metric in zip(axes[0], metrics):
+        for y, (name, row) in zip(ypos, table.iterrows()):
+            v = row[metric]
+            if not np.isfinite(v):
+                continue
+            if f"{metric}_std" in row and np.isfinite(row.get(f"{metric}_std", np.nan)):
+                err = [[row[f"{metric}_std"]], [row[f"{metric}_std"]]]
+            elif f"{metric}_low" in row and np.isfinite(row.get(f"{metric}_low", np.nan)):
+                err = [[v - row[f"{metric}_low"]], [row[f"{metric}_high"] - v]]
+            else:
+                err = None
+            ax.errorbar([v], [y], xerr=err, fmt="o", capsize=3, color=palette[kinds[name]])
+            ax.text(v, y + 0.18, f"{v:.3f}", ha="center", fontsize=7)
+        ax.set_yticks(ypos, table.index)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel(metric)
+    flag = table["flag"].iloc[0] if "flag" in table and len(table) else ""
+    fig.suptitle((title or "Every run, seed mean and baseline on the test films (95% bootstrap interval, or ± 1 std over seeds)")
+                 + (f"\nWARNING: {flag}" if flag else ""), fontsize=10, color="firebrick" if flag else "black")
+    fig.tight_layout()
+    return fig

@@ -29,26 +29,52 @@ def _as_arrays(y, scores) -> tuple[np.ndarray, np.ndarray]:
     return y, s
 
 
+def _ap_columns(y: np.ndarray, s: np.ndarray, kind: str = "step") -> np.ndarray:
+    """AP of every column of ``y`` (n, m) ranked by ``s`` (n, m), NaN where a column has
+    no positive. Tied scores form one threshold, as in scikit-learn.
+
+    ``step``: ``sum_n (R_n - R_{n-1}) P_n``, each positive's recall gain paid at the
+    precision of its tie run's last position. ``trapezoid``: the gain paid at the mean of
+    that precision and the one at the previous run's end (1 for the first run: the
+    curve's (0, 1) anchor), i.e. the area under straight lines between the PR points.
+    Vectorised over columns: the bootstraps call it thousands of times.
+    """
+    y = np.asarray(y).astype(int)
+    s = np.asarray(s, dtype=float)
+    n, m = y.shape
+    order = np.argsort(-s, axis=0, kind="mergesort")
+    s_sorted = np.take_along_axis(s, order, axis=0)
+    y_sorted = np.take_along_axis(y, order, axis=0)
+    idx = np.broadcast_to(np.arange(n)[:, None], (n, m))
+    differs = s_sorted[1:] != s_sorted[:-1]
+    is_end = np.vstack([differs, np.ones((1, m), bool)])
+    is_start = np.vstack([np.ones((1, m), bool), differs])
+    # Index of each position's run end (next end at or after it) and run start.
+    run_end = np.flip(np.minimum.accumulate(np.flip(np.where(is_end, idx, n), axis=0), axis=0), axis=0)
+    run_start = np.maximum.accumulate(np.where(is_start, idx, -1), axis=0)
+    precision = np.cumsum(y_sorted, axis=0) / (idx + 1)
+    at_end = np.take_along_axis(precision, run_end, axis=0)
+    if kind == "step":
+        paid = at_end
+    elif kind == "trapezoid":
+        before = np.take_along_axis(precision, np.maximum(run_start - 1, 0), axis=0)
+        paid = (at_end + np.where(run_start == 0, 1.0, before)) / 2
+    else:
+        raise ValueError(f"unknown AP kind {kind!r}; use 'step' or 'trapezoid'")
+    n_pos = y.sum(axis=0)
+    total = (y_sorted * paid).sum(axis=0)
+    return np.divide(total, n_pos, out=np.full(m, np.nan), where=n_pos > 0)
+
+
 def average_precision(y: np.ndarray, s: np.ndarray) -> float:
     """AP of one genre, the step-wise sum ``sum_n (R_n - R_{n-1}) P_n`` of scikit-learn,
     ties between scores counted as one threshold. NaN if the genre has no positive."""
-    y = np.asarray(y).astype(int)
-    n_pos = y.sum()
-    if n_pos == 0:
-        return float("nan")
-    order = np.argsort(-np.asarray(s, dtype=float), kind="mergesort")
-    s_sorted, y_sorted = np.asarray(s, dtype=float)[order], y[order]
-    # Last position of each run of tied scores: one threshold per distinct score.
-    last = np.r_[np.flatnonzero(np.diff(s_sorted)), len(s_sorted) - 1]
-    tp = np.cumsum(y_sorted)[last]
-    precision = tp / (last + 1)
-    recall_gain = np.diff(np.r_[0, tp]) / n_pos
-    return float(np.sum(recall_gain * precision))
+    return float(_ap_columns(np.asarray(y).reshape(-1, 1), np.asarray(s).reshape(-1, 1), "step")[0])
 
 
 def ap_per_genre(y, scores) -> np.ndarray:
     y, s = _as_arrays(y, scores)
-    return np.array([average_precision(y[:, j], s[:, j]) for j in range(y.shape[1])])
+    return _ap_columns(y, s, "step")
 
 
 def evaluated_genres(y) -> np.ndarray:
@@ -244,21 +270,64 @@ def per_genre_table(y, scores, thresholds=0.5, genres: Sequence[str] = GENRES) -
     )
 
 
+def bootstrap_intervals(
+    y,
+    scores,
+    metrics: dict[str, Callable[[np.ndarray, np.ndarray], float]],
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    method: str = "bc",
+    against=None,
+) -> dict[str, tuple[float, float]]:
+    """``bootstrap_ci`` for several metrics at once, all on the same resampled films.
+
+    With ``against`` (a second score matrix) each interval is the paired one of
+    ``metric(scores) - metric(against)``, as ``paired_bootstrap_ci``.
+    """
+    y, s = _as_arrays(y, scores)
+    b = None if against is None else _as_arrays(y, against)[1]
+
+    def value(fn, i):
+        return fn(y[i], s[i]) if b is None else fn(y[i], s[i]) - fn(y[i], b[i])
+
+    idx = np.random.default_rng(seed).integers(0, len(y), size=(n_boot, len(y)))
+    everything = np.arange(len(y))
+    return {
+        name: _interval(np.array([value(fn, i) for i in idx]), value(fn, everything), level, method)
+        for name, fn in metrics.items()
+    }
+
+
+def headline_metrics(tuned_thresholds=None) -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
+    """The metrics that get a bootstrap interval: scikit-learn's macro-AP, the peers' µAP,
+    mAP and sAP (trapezoid), and macro-F1 at the validation-tuned thresholds."""
+    out = {
+        "macro_ap": macro_ap,
+        "uAP": lambda y, s: pr_auc_trapezoid(y, s),
+        "mAP": trapezoid_macro_ap,
+        "sAP": lambda y, s: float(np.nanmean(_ap_columns(y.T, s.T, "trapezoid"))),
+    }
+    if tuned_thresholds is not None:
+        out["macro_f1_tuned"] = lambda y, s: macro_f1(y, binarize(s, tuned_thresholds))
+    return out
+
+
 def metrics_summary(y, scores, tuned_thresholds=None, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
     """Every headline metric of one score matrix, as a flat dict for metrics.json.
 
     ``tuned_thresholds``: per-genre thresholds from ``tune_thresholds`` on the validation
-    split (None leaves the tuned-F1 entries out).
+    split (None leaves the tuned-F1 entries out). The headline metrics
+    (``headline_metrics``) come with bias-corrected bootstrap 95% intervals
+    (``<name>_ci95_low``/``_high``) over the test films, all from the same resamples.
     """
     y, s = _as_arrays(y, scores)
     keep = evaluated_genres(y)
     at_half = binarize(s, 0.5)
-    low, high = bootstrap_ci(y, s, macro_ap, n_boot=n_boot, seed=seed)
     out = {
         "macro_ap": macro_ap(y, s),
-        "macro_ap_ci95_low": low,
-        "macro_ap_ci95_high": high,
         "micro_ap": micro_ap(y, s),
+        **peer_metrics_summary(y, s),
         "macro_roc_auc": float(np.nanmean(roc_auc_per_genre(y, s))),
         "micro_f1_at_0.5": micro_f1(y, at_half),
         "macro_f1_at_0.5": macro_f1(y, at_half, keep),
@@ -275,6 +344,8 @@ def metrics_summary(y, scores, tuned_thresholds=None, n_boot: int = 1000, seed: 
             "categorical_accuracy_keras": categorical_accuracy(y, s),
         }
     )
+    for name, (low, high) in bootstrap_intervals(y, s, headline_metrics(tuned_thresholds), n_boot=n_boot, seed=seed).items():
+        out[f"{name}_ci95_low"], out[f"{name}_ci95_high"] = low, high
     return out
 
 
@@ -289,3 +360,73 @@ def json_safe(value):
     if isinstance(value, dict):
         return {k: json_safe(v) for k, v in value.items()}
     return None if isinstance(value, float) and not np.isfinite(value) else value
+
+
+# --- Ranking metrics as the peers report them -------------------------------------------
+# DIViTA (richardtml/DIViTA, train.py: ``pre_rec_auc`` and ``compute_full_metrics``)
+# scores AP as ``sklearn.metrics.auc(recall, precision)`` over
+# ``precision_recall_curve``: the TRAPEZOID area under the PR curve, which starts at
+# (recall 0, precision 1) and joins consecutive points by straight lines. scikit-learn's
+# ``average_precision_score`` (``average_precision`` above) is the STEP sum
+# ``sum_n (R_n - R_{n-1}) P_n``: each recall gain is paid at the precision reached there.
+# Without tied scores, the point before a recall gain sits right after the negatives
+# ranked above the new positive, at a lower precision, and the trapezoid's straight line
+# from it pays less than the step: trapezoid <= step (one negative ranked first, then one
+# positive: step 1/2, trapezoid (0 + 1/2) / 2 = 1/4). Ties of positives with negatives
+# can turn it the other way, and strongly: a run of tied scores is one straight line from
+# the previous point, so a CONSTANT scorer (all-negative, the label prior) draws one line
+# from (0, 1) to (1, positive rate) and earns (1 + positive rate) / 2, above most real
+# rankings, where the step sum gives it just the positive rate. Models rarely tie, so
+# this mostly flatters the constant baselines: read trapezoid columns against the
+# baselines in the same column. Both are reported; the peers' numbers are trapezoid ones.
+
+
+def pr_auc_trapezoid(y: np.ndarray, s: np.ndarray) -> float:
+    """Trapezoid area under the PR curve of one label vector (any shape, flattened), as
+    DIViTA's ``pre_rec_auc``: ``auc(recall, precision)`` over scikit-learn's curve, one
+    point per distinct score plus (0, 1). NaN if there is no positive."""
+    return float(_ap_columns(np.asarray(y).reshape(-1, 1), np.asarray(s).reshape(-1, 1), "trapezoid")[0])
+
+
+def peer_ranking_metrics(y, scores, ap: str = "trapezoid") -> dict[str, float]:
+    """µAP, mAP, wAP and sAP as DIViTA defines them, with AP per ``ap``: ``trapezoid``
+    (DIViTA) or ``step`` (scikit-learn).
+
+    * ``micro``: one AP over every (film, genre) pair pooled;
+    * ``macro``: mean of the per-genre APs;
+    * ``weighted``: per-genre APs weighted by the genre's share of positive labels;
+    * ``samples``: mean over films of the AP of each film's genre ranking.
+
+    One difference from DIViTA, which only matters when a genre has no positive test
+    film: DIViTA counts such a genre's (undefined) AP as 0 in mAP, here it is left out,
+    as in every other average of this module (its weight in wAP is 0 either way). A film
+    with no genre has no sAP and is left out of that mean likewise.
+    """
+    y, s = _as_arrays(y, scores)
+    per_genre = _ap_columns(y, s, ap)
+    pos = y.sum(axis=0)
+    keep = pos > 0
+    per_film = _ap_columns(y.T, s.T, ap)
+    return {
+        "micro": float(_ap_columns(y.reshape(-1, 1), s.reshape(-1, 1), ap)[0]),
+        "macro": float(np.mean(per_genre[keep])) if keep.any() else float("nan"),
+        "weighted": float(np.average(per_genre[keep], weights=pos[keep])) if keep.any() else float("nan"),
+        "samples": float(np.nanmean(per_film)) if np.isfinite(per_film).any() else float("nan"),
+    }
+
+
+def trapezoid_macro_ap(y, scores) -> float:
+    """DIViTA's mAP (trapezoid AP per genre, averaged): a ``metric`` for the bootstraps."""
+    y, s = _as_arrays(y, scores)
+    keep = evaluated_genres(y)
+    return float(np.mean(_ap_columns(y[:, keep], s[:, keep], "trapezoid"))) if keep.any() else float("nan")
+
+
+def peer_metrics_summary(y, scores) -> dict[str, float]:
+    """The four peer metrics with both AP definitions, flat for metrics.json:
+    ``uAP``/``mAP``/``wAP``/``sAP`` (trapezoid, as the peers) and ``*_step`` (scikit-learn)."""
+    out = {}
+    for ap, suffix in (("trapezoid", ""), ("step", "_step")):
+        m = peer_ranking_metrics(y, scores, ap)
+        out.update({f"uAP{suffix}": m["micro"], f"mAP{suffix}": m["macro"], f"wAP{suffix}": m["weighted"], f"sAP{suffix}": m["samples"]})
+    return out

@@ -144,6 +144,12 @@ def predict_tsn(model, store: FrameStore, movie_ids: Sequence[int], n_segments: 
     return out
 
 
+# Models scored slice by slice, then aggregated per film (``model_info.json`` "model").
+SLICE_MODELS = ("cnn3d", "cnn_lstm")
+# Models that score a whole trailer at once (no slice scores).
+FILM_MODELS = ("tsn",)
+
+
 def predict_run(model, info: dict, store, movie_ids, *, how: str = "mean", top_k: int = 3, batch_size: int = 64) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """(film scores: index movieId in the order of movie_ids, column n_slices then one column per genre;
     slice scores for slice models (as predict_films returns) or None for whole-trailer models).
@@ -152,8 +158,13 @@ def predict_run(model, info: dict, store, movie_ids, *, how: str = "mean", top_k
     once, so they do not apply to it. For ``tsn``, ``n_slices`` is the number of frames
     the model saw.
     """
+    kind = info.get("model")
     genres = list(info.get("genres", GENRES))
-    if info.get("model") == "tsn":
+    if kind == "tsn":
         n_segments = int(info["tsn"]["n_segments"])
         return predict_tsn(model, store, movie_ids, n_segments, batch_size, genres), None
-    return predict_films(model, store, movie_ids, int(info["slice_depth"]), how, top_k, batch_size, genres)
+    if kind in SLICE_MODELS:
+        return predict_films(model, store, movie_ids, int(info["slice_depth"]), how, top_k, batch_size, genres)
+    raise ValueError(
+        f"predict_run: unknown model kind {kind!r} in model_info.json; known: {', '.join(SLICE_MODELS + FILM_MODELS)}"
+    )

@@ -20,3 +20,23 @@ def test_most_confident_strips_picks_each_films_strongest_slice():
     assert strips[1]["true"] == ["Comedy", "Drama"]
     fig = frame_strips(strips, max_frames=3)
     assert len(fig.axes) == 2 * (2 + 1)  # two films x (widest strip + the text panel)
+
+
+def test_comparison_plot_draws_intervals_std_and_the_flag():
+    from lib.eval_plots import comparison_plot
+
+    table = pd.DataFrame(
+        {"kind": ["model", "seed mean", "baseline"], "mAP": [0.6, 0.55, 0.2], "mAP_low": [0.5, np.nan, 0.1],
+         "mAP_high": [0.7, np.nan, 0.3], "mAP_std": [np.nan, 0.05, np.nan], "macro_ap": [0.5, 0.45, np.nan],
+         "flag": ["too few films (3 < 30)"] * 3},
+        index=["cnn3d-seed1", "cnn3d (mean of 2 seeds)", "label_prior"],
+    )
+    fig = comparison_plot(table, ("mAP", "macro_ap"))
+    left, right = fig.axes
+    assert [t.get_text() for t in left.get_yticklabels()] == list(table.index)
+    # Error bars: +-0.1 interval for the run, +-0.05 std for the seed mean, none missing on the right panel's NaN.
+    segments = [c for c in left.collections if hasattr(c, "get_segments")]
+    widths = sorted(round(float(s[1][0] - s[0][0]), 3) for c in segments for s in c.get_segments())
+    assert widths == [0.1, 0.2, 0.2]
+    assert len(right.lines) < len(left.lines)  # the baseline's NaN macro_ap is not drawn
+    assert "WARNING: too few films" in fig._suptitle.get_text()

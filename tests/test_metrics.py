@@ -222,3 +222,87 @@ def test_json_safe_turns_non_finite_floats_into_null_at_any_depth():
     out = json_safe({"a": float("nan"), "b": {"c": float("inf"), "d": 0.5}, "e": 3})
     assert out == {"a": None, "b": {"c": None, "d": 0.5}, "e": 3}
     json.dumps(out, allow_nan=False)  # raises if a NaN slipped through
+
+
+# Four films, two genres, hand-computed below (precision after each ranked film).
+PEER_Y = np.array([[1, 0], [0, 1], [1, 1], [0, 1]])
+PEER_S = np.array([[0.9, 0.2], [0.8, 0.7], [0.3, 0.6], [0.5, 0.1]])
+
+
+def test_trapezoid_ap_by_hand():
+    # Ranked pos, neg, pos, neg. PR points (0,1) (.5,1) (.5,.5) (1,2/3): area .5 + .5 * (1/2 + 2/3) / 2.
+    assert M.pr_auc_trapezoid([1, 0, 1, 0], [0.9, 0.8, 0.7, 0.1]) == pytest.approx(0.5 + 0.5 * (0.5 + 2 / 3) / 2)
+    # The step sum pays the second positive at 2/3: .5 + .5 * 2/3.
+    assert M.average_precision(np.array([1, 0, 1, 0]), [0.9, 0.8, 0.7, 0.1]) == pytest.approx(0.5 + 0.5 * 2 / 3)
+    # A negative first: step 1/2, trapezoid from (0, 0) to (1, 1/2) = 1/4.
+    assert M.pr_auc_trapezoid([0, 1], [0.9, 0.8]) == pytest.approx(0.25)
+    # Ties of a positive with negatives turn it the other way: step .5 + .5 * 2/5, trapezoid .5 + .5 * (1 + 2/5) / 2.
+    y, s = [1, 1, 0, 0, 0], [0.9, 0.5, 0.5, 0.5, 0.5]
+    assert M.average_precision(np.array(y), s) == pytest.approx(0.7)
+    assert M.pr_auc_trapezoid(y, s) == pytest.approx(0.85)
+    assert np.isnan(M.pr_auc_trapezoid([0, 0], [0.1, 0.2]))
+
+
+def test_trapezoid_ap_is_divitas_sklearn_auc_of_the_pr_curve(data):
+    y, s = data
+    rng = np.random.default_rng(3)
+    for j in range(y.shape[1]):
+        precision, recall, _ = skm.precision_recall_curve(y[:, j], s[:, j])
+        assert M.pr_auc_trapezoid(y[:, j], s[:, j]) == pytest.approx(skm.auc(recall, precision), abs=1e-12)
+    for _ in range(50):  # many ties
+        yy = rng.integers(0, 2, 12)
+        yy[0] = 1
+        ss = np.round(rng.random(12), 1)
+        precision, recall, _ = skm.precision_recall_curve(yy, ss)
+        assert M.pr_auc_trapezoid(yy, ss) == pytest.approx(skm.auc(recall, precision), abs=1e-12)
+
+
+def test_peer_metrics_by_hand():
+    trap = M.peer_ranking_metrics(PEER_Y, PEER_S, "trapezoid")
+    # Genre 0 ranks pos, neg, neg, pos: .5 + .5 * (1/3 + 1/2) / 2. Genre 1 ranks pos, pos, neg, pos: 2/3 + 1/3 * (2/3 + 3/4) / 2.
+    g0, g1 = 0.5 + 0.5 * (1 / 3 + 1 / 2) / 2, 2 / 3 + (2 / 3 + 3 / 4) / 6
+    assert trap["macro"] == pytest.approx((g0 + g1) / 2)
+    assert trap["weighted"] == pytest.approx((2 * g0 + 3 * g1) / 5)  # 2 and 3 positives
+    # Films: (pos first) 1, (neg first) 1/4, 1, 1/4.
+    assert trap["samples"] == pytest.approx(0.625)
+    # All 8 labels pooled, ranked + - + + - + - +: gains paid at (P_here + P_before) / 2.
+    p = [1, 1 / 2, 2 / 3, 3 / 4, 3 / 5, 4 / 6, 4 / 7, 5 / 8]
+    assert trap["micro"] == pytest.approx((1 + (p[2] + p[1]) / 2 + (p[3] + p[2]) / 2 + (p[5] + p[4]) / 2 + (p[7] + p[6]) / 2) / 5)
+    step = M.peer_ranking_metrics(PEER_Y, PEER_S, "step")
+    assert step["macro"] == pytest.approx((0.75 + (1 / 3 + 1 / 3 + 0.25)) / 2)
+    assert step["samples"] == pytest.approx(0.75)
+    assert step["micro"] == pytest.approx(skm.average_precision_score(PEER_Y.ravel(), PEER_S.ravel()))
+    assert step["weighted"] == pytest.approx(skm.average_precision_score(PEER_Y, PEER_S, average="weighted"))
+    assert step["samples"] == pytest.approx(skm.average_precision_score(PEER_Y, PEER_S, average="samples"))
+
+
+def test_peer_macro_leaves_out_a_genre_without_positive():
+    y = np.c_[PEER_Y, np.zeros(4, int)]
+    s = np.c_[PEER_S, np.linspace(0, 1, 4)]
+    assert M.peer_ranking_metrics(y, s)["macro"] == pytest.approx(M.peer_ranking_metrics(PEER_Y, PEER_S)["macro"])
+    assert M.trapezoid_macro_ap(y, s) == pytest.approx(M.peer_ranking_metrics(PEER_Y, PEER_S)["macro"])
+
+
+def test_summary_carries_peer_metrics_with_intervals(data):
+    y, s = data
+    summary = M.metrics_summary(y, s, M.tune_thresholds(y, s), n_boot=50, seed=0)
+    for name in ("uAP", "mAP", "sAP", "macro_ap", "macro_f1_tuned"):
+        assert summary[f"{name}_ci95_low"] <= summary[name] <= summary[f"{name}_ci95_high"], name
+    assert summary["mAP_step"] == pytest.approx(summary["macro_ap"])
+    assert summary["wAP"] != summary["mAP"]
+
+
+def test_bootstrap_intervals_match_the_single_metric_ones(data):
+    y, s = data
+    prior = label_prior_scores(y, len(y))
+    many = M.bootstrap_intervals(y, s, {"macro_ap": M.macro_ap}, n_boot=100, seed=4)
+    assert many["macro_ap"] == M.bootstrap_ci(y, s, n_boot=100, seed=4)
+    paired = M.bootstrap_intervals(y, s, {"macro_ap": M.macro_ap}, n_boot=100, seed=4, against=prior)
+    assert paired["macro_ap"] == M.paired_bootstrap_ci(y, s, prior, n_boot=100, seed=4)
+
+
+def test_trapezoid_gives_a_constant_scorer_half_of_one_plus_the_positive_rate():
+    # Why the report reads trapezoid AP against the baselines: ties are one straight line from (0, 1).
+    y = np.array([1, 0, 0, 0, 1, 0, 0, 0, 0, 0])
+    assert M.pr_auc_trapezoid(y, np.zeros(10)) == pytest.approx((1 + 0.2) / 2)
+    assert M.average_precision(y, np.zeros(10)) == pytest.approx(0.2)

@@ -53,7 +53,8 @@ def test_stage_dependencies_exist_or_come_from_an_earlier_stage(name):
     produced = {str(o if isinstance(o, str) else next(iter(o))) for s in STAGES.values() for o in s.get("outs", [])}
     for dep in STAGES[name]["deps"]:
         exists = (ROOT / dep).exists() or dep.startswith("data/")  # data/ comes from `dvc pull`
-        made = any(dep == out or dep.startswith(out + "/") for out in produced)
+        # A dep on a folder of outputs (evaluate on outputs/train) depends on every stage writing into it.
+        made = any(dep == out or dep.startswith(out + "/") or out.startswith(dep + "/") for out in produced)
         assert exists or made, f"stage {name}: dependency {dep} neither exists nor is produced by a stage"
     if name in COMMAND_STAGES:
         module = re.search(r"python -m (lib\.\w+)", STAGES[name]["cmd"]).group(1)
@@ -79,3 +80,44 @@ def test_smoke_defaults_have_the_same_keys_as_params_yaml(name):
         f"{name}: smoke defaults and params.yaml differ: only in notebook {sorted(set(defaults[name]) - set(PARAMS[name]))}, "
         f"only in params.yaml {sorted(set(PARAMS[name]) - set(defaults[name]))}"
     )
+
+
+def _parameters_cell_names(notebook: str) -> dict[str, object]:
+    nb = json.loads((ROOT / notebook).read_text())
+    (cell,) = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    tree = ast.parse("".join(cell["source"]))
+    return {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)}
+
+
+def test_train_is_a_matrix_over_the_study_and_writes_one_folder_per_run():
+    from lib.compare import run_name, study_runs
+
+    train = STAGES["train"]
+    assert train["matrix"] == {"model": "${study.models}", "seed": "${study.seeds}"}
+    assert study_runs(PARAMS["study"]), "params.yaml's study lists at least one model and one seed"
+    folder = "outputs/train/${item.model}-seed${item.seed}"
+    assert run_name("MODEL", 7) == folder.rsplit("/", 1)[1].replace("${item.model}", "MODEL").replace("${item.seed}", "7")
+    assert f"-p out_dir {folder}" in train["cmd"] and "-p model ${item.model} -p seed ${item.seed}" in train["cmd"]
+    outs = [o if isinstance(o, str) else next(iter(o)) for o in train["outs"]]
+    assert all(o.startswith(folder + "/") or "${item.model}-seed${item.seed}" in o for o in outs), outs
+    # The pipeline sets these two per run: tracking them would retrain every run when one changes.
+    assert "train.model" not in train["params"] and "train.seed" not in train["params"]
+
+
+def test_evaluate_reads_every_run_and_the_study():
+    evaluate = STAGES["evaluate"]
+    assert "outputs/train" in evaluate["deps"] and "study" in evaluate["params"]
+    assert "-p train_dir outputs/train" in evaluate["cmd"]
+    names = _parameters_cell_names("notebooks/04_evaluate.ipynb")
+    assert set(names["study"]) == set(PARAMS["study"]) == {"models", "seeds"}
+
+
+def test_the_train_notebook_takes_the_run_and_its_smoke_folder_is_what_evaluate_reads():
+    from lib.compare import run_name
+
+    train_nb = _parameters_cell_names("notebooks/03_train.ipynb")
+    eval_nb = _parameters_cell_names("notebooks/04_evaluate.ipynb")
+    assert train_nb["model"] is None and train_nb["seed"] is None
+    (model,), (seed,) = eval_nb["study"]["models"], eval_nb["study"]["seeds"]
+    assert train_nb["out_dir"] == f"{eval_nb['train_dir']}/{run_name(model, seed)}"
+    assert train_nb["train"]["model"] == model and train_nb["train"]["seed"] == seed

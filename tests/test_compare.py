@@ -1,0 +1,150 @@
+"""The comparison of every run and baseline: run folders, predict_run, tables, seed means, pairs, metrics.json."""
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from lib import compare as C
+from lib.genres import GENRES
+from lib.loader import write_synthetic_corpus
+from lib.predict import predict_films, predict_run
+
+DEPTH, SIZE = 4, 16
+
+
+def tiny_model(seed: int) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((DEPTH, SIZE, SIZE, 3), dtype="uint8")
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.GlobalAveragePooling3D()(x)
+    return keras.Model(inputs, keras.layers.Dense(len(GENRES), activation="sigmoid")(keras.layers.Dense(4, activation="tanh")(x)))
+
+
+def info(kind: str) -> dict:
+    return {"model": kind, "slice_depth": DEPTH, "size": SIZE, "genres": list(GENRES)}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cmp")
+    store, labels = write_synthetic_corpus(root / "store", n_films=30, size=SIZE)
+    train_dir = root / "train"
+    plan = {"models": ["cnn3d", "cnn_lstm"], "seeds": [1, 2]}
+    for k, (model, seed) in enumerate(C.study_runs(plan)):
+        run = train_dir / C.run_name(model, seed)
+        run.mkdir(parents=True)
+        if k == 0:  # only the first run's model is ever loaded; the others just need to exist
+            tiny_model(k).save(run / "model.keras")
+        else:
+            (run / "model.keras").write_bytes(b"")
+        (run / "model_info.json").write_text(json.dumps(info(model)))
+    return store, labels, train_dir, plan
+
+
+def test_run_names_and_the_study_order():
+    assert C.run_name("cnn3d", 42) == "cnn3d-seed42"
+    assert C.study_runs({"models": ["a", "b"], "seeds": [1, 2]}) == [("a", 1), ("a", 2), ("b", 1), ("b", 2)]
+    with pytest.raises(ValueError, match="twice"):
+        C.study_runs({"models": ["a", "a"], "seeds": [1]})
+    with pytest.raises(ValueError, match="at least one"):
+        C.study_runs({"models": [], "seeds": [1]})
+
+
+def test_load_runs_finds_every_run_and_names_a_missing_one(study):
+    _, _, train_dir, plan = study
+    runs = C.load_runs(train_dir, plan)
+    assert [r.name for r in runs] == ["cnn3d-seed1", "cnn3d-seed2", "cnn_lstm-seed1", "cnn_lstm-seed2"]
+    assert runs[2].model_name == "cnn_lstm" and runs[2].seed == 1 and runs[2].info["slice_depth"] == DEPTH
+    with pytest.raises(FileNotFoundError, match=r"\['tsn-seed1'\].*cnn3d-seed1"):
+        C.load_runs(train_dir, {"models": ["tsn"], "seeds": [1]})
+
+
+def test_predict_run_is_predict_films_for_slice_models_and_refuses_an_unknown_kind(study):
+    store, labels, train_dir, plan = study
+    run = C.load_runs(train_dir, plan)[0]
+    model = run.load_model()
+    ids = labels.loc[labels.split == "test", "movieId"].tolist()[::-1]
+    films, slices = predict_run(model, run.info, store, ids, how="max", batch_size=5)
+    expected, expected_slices = predict_films(model, store, ids, DEPTH, how="max")
+    assert list(films.index) == ids and list(films.columns) == ["n_slices", *GENRES]
+    pd.testing.assert_frame_equal(films, expected)
+    assert len(slices) == len(expected_slices) == films["n_slices"].sum()
+    with pytest.raises(ValueError, match="unknown model kind 'mystery'"):
+        predict_run(model, {**run.info, "model": "mystery"}, store, ids)
+
+
+def test_baselines_are_a_dict_scored_on_the_requested_films(study):
+    store, labels, _, _ = study
+    ids = {s: labels.loc[labels.split == s, "movieId"].tolist() for s in ("train", "val", "test")}
+    y_train = labels.loc[labels.split == "train", list(GENRES)].to_numpy()
+    got = C.baseline_scores(C.BaselineInputs(store, ids, y_train, seed=0))
+    assert list(got) == list(C.BASELINES)
+    for name, by_split in got.items():
+        assert by_split["test"].shape == (len(ids["test"]), len(GENRES)), name
+    assert not np.allclose(got["random"]["val"][:3], got["random"]["test"][:3])
+    np.testing.assert_allclose(got["label_prior"]["test"][0], y_train.mean(axis=0))
+
+
+def summaries_for(runs, values):
+    return {r.name: {"mAP": v, "mAP_ci95_low": v - 0.1, "mAP_ci95_high": v + 0.1, "uAP": v / 2} for r, v in zip(runs, values)}
+
+
+def test_seed_aggregate_is_mean_and_sample_std_over_seeds(study):
+    runs = C.load_runs(study[2], study[3])
+    agg = C.seed_aggregate(summaries_for(runs, [0.5, 0.7, 0.2, 0.2]), runs)
+    assert set(agg) == {"cnn3d (mean of 2 seeds)", "cnn_lstm (mean of 2 seeds)"}
+    assert agg["cnn3d (mean of 2 seeds)"]["mAP"] == pytest.approx(0.6)
+    assert agg["cnn3d (mean of 2 seeds)"]["mAP_std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
+    assert agg["cnn_lstm (mean of 2 seeds)"]["mAP_std"] == 0 and agg["cnn3d (mean of 2 seeds)"]["n_seeds"] == 2
+    assert "mAP_ci95_low" not in agg["cnn3d (mean of 2 seeds)"]
+    assert C.seed_aggregate(summaries_for(runs[:1], [0.5]), runs[:1]) == {}  # one seed: no aggregate
+
+
+def test_comparison_table_formats_intervals_std_and_the_flag(study):
+    runs = C.load_runs(study[2], study[3])
+    summaries = summaries_for(runs, [0.5, 0.7, 0.2, 0.2])
+    agg = C.seed_aggregate(summaries, runs)
+    y_small = np.zeros((3, len(GENRES)), int)
+    y_small[:, 0] = 1
+    table = C.comparison_table({**summaries, **agg}, y_small, metrics=("mAP", "uAP"))
+    text = C.format_comparison(table, metrics=("mAP", "uAP"))
+    assert text.loc["cnn3d-seed1", "mAP"] == "0.500 [0.400, 0.600]"
+    assert text.loc["cnn3d (mean of 2 seeds)", "mAP"] == f"0.600 ± {np.std([0.5, 0.7], ddof=1):.3f}"
+    assert text.loc["cnn3d-seed1", "uAP"] == "0.250"
+    assert (table["flag"].str.contains("too few films")).all()
+    y_big = np.zeros((40, len(GENRES)), int)
+    y_big[:, 0] = 1
+    assert (C.comparison_table(summaries, y_big, metrics=("mAP",))["flag"] == "").all()
+
+
+def test_pairs_and_paired_table(study):
+    runs = C.load_runs(study[2], study[3])
+    pairs = C.pairs_to_compare(runs, ["label_prior"])
+    assert pairs[:2] == [("cnn3d-seed1", "cnn_lstm-seed1"), ("cnn3d-seed2", "cnn_lstm-seed2")]
+    assert len(pairs) == 2 + 4
+    rng = np.random.default_rng(0)
+    y = (rng.random((60, len(GENRES))) < 0.3).astype(int)
+    good = np.clip(0.6 * y + 0.5 * rng.random(y.shape), 0, 1)
+    scores = {"good": good, "noise": rng.random(y.shape), "same": good.copy()}
+    table = C.paired_table(y, scores, [("good", "noise"), ("noise", "good"), ("good", "same")], n_boot=100, seed=0)
+    assert list(table["mAP_verdict"]) == ["a better", "b better", "no clear difference"]
+    assert table.loc[2, "mAP_diff"] == 0 and table.loc[0, "mAP_low"] > 0
+
+
+def test_metrics_document_has_counts_runs_means_baselines_and_pairs(study):
+    runs = C.load_runs(study[2], study[3])
+    summaries = {**summaries_for(runs, [0.5, 0.7, 0.2, float("nan")]), "label_prior": {"mAP": 0.1}}
+    agg = C.seed_aggregate(summaries, runs)
+    paired = pd.DataFrame([{"a": "cnn3d-seed1", "b": "label_prior", "mAP_diff": 0.4, "mAP_low": 0.3, "mAP_high": 0.5}])
+    doc = C.metrics_document({"n_test_films": 3}, summaries, agg, paired, runs, {"label_prior": {"corr": 1.0}})
+    assert doc["data"] == {"n_test_films": 3}
+    assert doc["runs"]["cnn3d-seed2"] == {"model": "cnn3d", "seed": 2, **summaries["cnn3d-seed2"]}
+    assert doc["runs"]["cnn_lstm-seed2"]["mAP"] is None  # JSON has no NaN
+    assert doc["baselines"] == {"label_prior": {"mAP": 0.1, "corr": 1.0}}
+    assert doc["paired"]["cnn3d-seed1_vs_label_prior"]["mAP_diff"] == 0.4
+    assert set(doc["seed_mean"]) == {"cnn3d", "cnn_lstm"} and doc["seed_mean"]["cnn3d"]["mAP"] == pytest.approx(0.6)
+    json.dumps(doc, allow_nan=False)
