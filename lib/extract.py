@@ -131,6 +131,7 @@ class Extraction:
     frames_decoded: int
     frames: np.ndarray  # (k, size, size, 3) uint8, the kept frames in trailer order
     fps: float | None = field(default=None)  # the video stream's average frame rate
+    features: dict | None = field(default=None)  # lib.computable_features, when asked for
 
     @property
     def ok(self) -> bool:
@@ -173,13 +174,15 @@ def video_filter(step: float, step_unit: str, size: int, resize: str) -> str:
     return ",".join(chain)
 
 
-def ffmpeg_command(path: str | Path, vf: str, threads: int = 1) -> list[str]:
+def ffmpeg_command(path: str | Path, vf: str, threads: int = 1, extra_output: list[str] | None = None) -> list[str]:
+    """``extra_output``: arguments of a second output fed by the same decode (lib.computable_features)."""
     return [
         ffmpeg_exe(), "-nostdin", "-hide_banner", "-nostats", "-v", "verbose",
         "-threads", str(threads), "-i", str(path),
         "-an", "-sn", "-dn", "-vf", vf, "-filter_threads", str(threads),
         # passthrough: hand over exactly the selected frames, never duplicate or drop to a constant rate
         "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1",
+        *(extra_output or []),
     ]
 
 
@@ -294,6 +297,7 @@ def extract_trailer(
     threads: int = 1,
     timeout: float | None = None,
     stop: StopSwitch | None = None,
+    extra_output: list[str] | None = None,
 ) -> Extraction:
     """Decode one trailer and keep every ``step``-th frame as ``size`` x ``size`` RGB.
 
@@ -314,7 +318,7 @@ def extract_trailer(
     if path.stat().st_size == 0:
         return Extraction("unreadable", "empty file (0 bytes)", None, 0, _empty(size))
 
-    cmd = ffmpeg_command(path, video_filter(step, step_unit, size, resize), threads)
+    cmd = ffmpeg_command(path, video_filter(step, step_unit, size, resize), threads, extra_output)
     if stop is not None and stop.stopped:
         raise Interrupted(f"{path.name}: stopped before decoding")
     try:

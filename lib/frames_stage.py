@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm  # plain text: tqdm.auto wants ipywidgets in a notebook
 
-from lib import extract
+from lib import computable_features, extract
 from lib.interrupt import terminate_as_interrupt
 from lib.frame_store import FilmFrames, FrameStore, write_frame_store
 from lib.paths import ROOT
@@ -92,6 +92,7 @@ def settings_key(settings: dict) -> str:
     """A short hash of what decides a part's content: the settings, the extraction code, the ffmpeg build."""
     h = hashlib.sha1(json.dumps({k: settings[k] for k in SETTINGS_KEYS}, sort_keys=True, default=str).encode())
     h.update(Path(extract.__file__).read_bytes())
+    h.update(Path(computable_features.__file__).read_bytes())
     h.update(Path(extract.ffmpeg_exe()).name.encode())
     return h.hexdigest()[:12]
 
@@ -160,9 +161,10 @@ def _process(youtube_id: str, path: Path | None, part_dir: Path, settings: dict,
     source = _source_identity(path)
     if (row := read_part(part_dir, youtube_id, source, settings["size"])) is not None:
         return row, True
+    # The same decode measures the computable features (lib.computable_features).
     # extract.Interrupted propagates: a decode stopped from outside leaves no part, so a rerun redoes it
-    result = extract.extract_trailer(path, **{k: settings[k] for k in SETTINGS_KEYS}, timeout=TRAILER_TIMEOUT,
-                                     stop=stop)
+    result = computable_features.extract_with_features(path, **{k: settings[k] for k in SETTINGS_KEYS}, timeout=TRAILER_TIMEOUT,
+                                                       stop=stop)
     keep = result.outcome == "ok"
     row = {
         "youtubeId": youtube_id,
@@ -172,6 +174,7 @@ def _process(youtube_id: str, path: Path | None, part_dir: Path, settings: dict,
         "frames_decoded": result.frames_decoded,
         "frames_kept": len(result.frames) if keep else 0,
         **source,
+        "features": result.features if keep else None,
     }
     write_part(part_dir, youtube_id, row, result.frames if keep else None)
     return row, False
@@ -259,6 +262,8 @@ def run_frames_stage(
         frame_shape=(int(size), int(size), 3),
     )
     _atomic_write(out_dir / MANIFEST_FILE, lambda fh: fh.write(manifest.to_csv(index=False).encode()))
+    features = features_table(kept, rows)
+    _atomic_write(out_dir / computable_features.FEATURES_FILE, lambda fh: fh.write(features.to_csv(index=False).encode()))
     if not keep_parts:
         for y in youtube_ids:
             for suffix in (".npy", ".json"):
@@ -269,6 +274,16 @@ def run_frames_stage(
             except OSError:
                 pass
     return StageResult(manifest, store, extracted, resumed)
+
+
+def features_table(kept: pd.DataFrame, rows: dict[str, dict]) -> pd.DataFrame:
+    """movieId, youtubeId and the computable features of every kept film, in store order."""
+    records = []
+    for movie_id, youtube_id in kept[["movieId", "youtubeId"]].itertuples(index=False):
+        measured = rows.get(youtube_id, {}).get("features") or {}
+        records.append({"movieId": int(movie_id), "youtubeId": youtube_id,
+                        **{k: measured.get(k, float("nan")) for k in computable_features.FEATURES}})
+    return pd.DataFrame.from_records(records, columns=["movieId", "youtubeId", *computable_features.FEATURES])
 
 
 def build_manifest(films: pd.DataFrame, rows: dict[str, dict]) -> pd.DataFrame:
