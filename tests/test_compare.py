@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from lib import compare as C
+from lib.computable_features import FEATURES
 from lib.genres import GENRES
 from lib.loader import write_synthetic_corpus
 from lib.predict import predict_films, predict_run
@@ -81,8 +82,19 @@ def test_baselines_are_a_dict_scored_on_the_requested_films(study):
     store, labels, _, _ = study
     ids = {s: labels.loc[labels.split == s, "movieId"].tolist() for s in ("train", "val", "test")}
     y_train = labels.loc[labels.split == "train", list(GENRES)].to_numpy()
-    got = C.baseline_scores(C.BaselineInputs(store, ids, y_train, seed=0))
+    # Computable features that tell the first genre apart, so the features baseline has a signal to find.
+    rng = np.random.default_rng(0)
+    all_ids = labels["movieId"].to_numpy()
+    features = pd.DataFrame(rng.normal(size=(len(all_ids), len(FEATURES))), columns=list(FEATURES))
+    features[FEATURES[0]] += 3 * labels[GENRES[0]].to_numpy()
+    features.insert(0, "movieId", all_ids)
+    got = C.baseline_scores(C.BaselineInputs(store, ids, y_train, seed=0, features=features))
     assert list(got) == list(C.BASELINES)
+    # Without the features table that baseline is left out, not faked; asked for by name, it is an error.
+    without = C.baseline_scores(C.BaselineInputs(store, ids, y_train, seed=0))
+    assert list(without) == [n for n in C.BASELINES if n != "computable_features_lr"]
+    with pytest.raises(ValueError, match="needs BaselineInputs.features"):
+        C.baseline_scores(C.BaselineInputs(store, ids, y_train, seed=0), names=["computable_features_lr"])
     for name, by_split in got.items():
         assert by_split["test"].shape == (len(ids["test"]), len(GENRES)), name
     assert not np.allclose(got["random"]["val"][:3], got["random"]["test"][:3])

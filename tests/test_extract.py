@@ -282,8 +282,8 @@ def _slow(monkeypatch):
     """ffmpeg reads its input in real time (-re), so a 2 s clip takes 2 s to decode: time to stop it midway."""
     real = extract.ffmpeg_command
 
-    def command(path, vf, threads=1):
-        cmd = real(path, vf, threads)
+    def command(path, vf, threads=1, extra_output=None):
+        cmd = real(path, vf, threads, extra_output)
         return [*cmd[:1], "-re", *cmd[1:]]
 
     monkeypatch.setattr(extract, "ffmpeg_command", command)
