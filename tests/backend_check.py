@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.abc
+import importlib.machinery
 import json
 import sys
 import time
@@ -43,18 +44,23 @@ MODELS = ("cnn3d", "cnn_lstm")
 
 
 class _NoTensorFlow(importlib.abc.MetaPathFinder):
-    """Import hook: TensorFlow (and keras_hub, which imports it) is not installed."""
+    """Python's path finder, blind to TensorFlow (and keras_hub, which imports it): both
+    ``import tensorflow`` and ``importlib.util.find_spec("tensorflow")`` then behave as
+    where it is not installed (the latter returns None; torch and keras probe that way)."""
 
     BLOCKED = ("tensorflow", "keras_hub", "tf_keras")
 
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in self.BLOCKED:
-            raise ModuleNotFoundError(f"No module named {name!r} (blocked: no TensorFlow here)", name=name)
-        return None
+            return None
+        return importlib.machinery.PathFinder.find_spec(name, path, target)
+
+    def invalidate_caches(self):
+        importlib.machinery.PathFinder.invalidate_caches()
 
 
 def block_tensorflow() -> None:
-    sys.meta_path.insert(0, _NoTensorFlow())
+    sys.meta_path[:] = [_NoTensorFlow() if f is importlib.machinery.PathFinder else f for f in sys.meta_path]
 
 
 def run(out: Path) -> dict:
