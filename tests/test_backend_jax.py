@@ -14,6 +14,7 @@ runs in subprocesses with ``KERAS_BACKEND=jax`` and ``import tensorflow`` made t
 
 The two subprocesses start together (CI has two cores; most of their time is XLA
 compiling), and this process, on the default backend, reloads the models JAX saved.
+The last test runs the same check on PyTorch where torch is installed (not in CI).
 """
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ def _finish(proc: subprocess.Popen, what: str) -> str:
         proc.kill()
         out, _ = proc.communicate()
         pytest.fail(f"{what} did not finish in {TIMEOUT} s:\n{out[-4000:]}")
-    assert proc.returncode == 0, f"{what} failed under KERAS_BACKEND=jax (exit {proc.returncode}):\n{out[-6000:]}"
+    assert proc.returncode == 0, f"{what} failed (exit {proc.returncode}):\n{out[-6000:]}"
     return out
 
 
@@ -89,8 +90,8 @@ def jax_runs(tmp_path_factory):
         **run,
     )
     try:
-        _finish(check, "tests/backend_check.py")
-        _finish(notebook, "notebooks/03_train.ipynb")
+        _finish(check, "tests/backend_check.py under KERAS_BACKEND=jax")
+        _finish(notebook, "notebooks/03_train.ipynb under KERAS_BACKEND=jax")
     finally:
         for proc in (check, notebook):
             if proc.poll() is None:
@@ -145,3 +146,22 @@ def test_train_notebook_runs_under_jax_at_smoke_size(jax_runs):
         "".join(o.get("text", "")) for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])
     )
     assert "backend jax" in text, "the notebook's device line does not name the JAX backend"
+
+
+def test_torch_backend_trains_saves_reloads_and_predicts(tmp_path):
+    """The same check on PyTorch. torch is not in requirements.lock (several GB with its CUDA
+    wheels, too big for CI), so this runs only where it is installed, e.g. a throwaway venv
+    with the lock's packages and torch (see README, "Other Keras backends")."""
+    pytest.importorskip("torch", reason="torch is not installed (not pinned: too big for CI)")
+    env = {**jax_env(tmp_path), "KERAS_BACKEND": "torch"}
+    proc = subprocess.Popen([sys.executable, str(CHECK), str(tmp_path / "check")], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _finish(proc, "tests/backend_check.py under KERAS_BACKEND=torch")
+    result = json.loads((tmp_path / "check" / "result.json").read_text())
+    assert result["backend"] == "torch" and result["tensorflow_imported"] is False
+    for model in ("cnn3d", "cnn_lstm"):
+        m = result["models"][model]
+        assert m["epochs_run"] == 2 and np.isfinite(m["losses"]).all()
+        assert m["scores_in_unit_range"] and m["scores_std"] > 0
+        assert m["max_abs_diff_trained_vs_reloaded"] <= 1e-6
+        assert m["reloaded_val_auc_pr"] == pytest.approx(m["best_val_auc_pr"], abs=1e-4)
