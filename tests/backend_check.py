@@ -58,6 +58,9 @@ class _NoTensorFlow(importlib.abc.MetaPathFinder):
     def invalidate_caches(self):
         importlib.machinery.PathFinder.invalidate_caches()
 
+    def find_distributions(self, *args, **kwargs):  # importlib.metadata: entry points, versions
+        return importlib.machinery.PathFinder.find_distributions(*args, **kwargs)
+
 
 def block_tensorflow() -> None:
     sys.meta_path[:] = [_NoTensorFlow() if f is importlib.machinery.PathFinder else f for f in sys.meta_path]
