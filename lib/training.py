@@ -159,6 +159,16 @@ def _gpu_names() -> list[str]:
     return [line.strip() for line in out.stdout.splitlines() if line.strip()]
 
 
+def _list_devices() -> list[str]:
+    """Keras' device list ("gpu:0", ...); the torch backend has no distribution library
+    (``keras.distribution.list_devices`` fails there), so ask torch itself."""
+    if keras.config.backend() == "torch":
+        import torch
+
+        return [f"gpu:{i}" for i in range(torch.cuda.device_count())] or ["cpu:0"]
+    return keras.distribution.list_devices()
+
+
 def _policy_name(mixed_precision: bool | str) -> str:
     if mixed_precision is True:
         return "mixed_float16"
@@ -179,7 +189,7 @@ def setup_runtime(seed: int, mixed_precision: bool | str = False, verbose: bool 
     keras.utils.set_random_seed(seed)  # Python, NumPy and the backend
     policy = _policy_name(mixed_precision)
     keras.config.set_dtype_policy(policy)
-    devices = keras.distribution.list_devices()
+    devices = _list_devices()
     device_type = devices[0].split(":")[0] if devices else "cpu"
     rt = Runtime(backend=keras.config.backend(), device_type=device_type, devices=devices, dtype_policy=policy)
     if device_type == "gpu":
