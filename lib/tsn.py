@@ -239,7 +239,9 @@ def load_preset_parts(preset: str):
     (resize to its image size, scale, offset): a preset without one is refused rather
     than fed guessed ImageNet statistics."""
     keras_hub = _import_keras_hub()
-    preset = str(preset)
+    from lib.pretrained import resolve_preset  # `efficientnet_lite0_pypi`: the offline ImageNet encoder
+
+    preset = resolve_preset(preset)
     try:
         backbone = keras_hub.models.Backbone.from_preset(preset)
     except Exception as exc:

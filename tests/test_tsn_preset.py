@@ -215,3 +215,18 @@ def test_tsn_trains_saves_and_predicts_under_jax(tmp_path):
     for name in ("frozen",):
         assert report[name]["backend"] == "jax" and report[name]["finite"] and report[name]["epochs"] == 2
         assert report[name]["max_diff"] < 1e-5, report
+
+
+def test_the_offline_imagenet_encoder_name_resolves_to_its_converted_folder(preset, monkeypatch):
+    # `efficientnet_lite0_pypi` must take the same from_preset path as any folder; the
+    # conversion itself is tested in test_pretrained, so point it at the tiny preset here.
+    import lib.pretrained
+    from lib.tsn import load_preset_parts
+
+    calls = []
+    monkeypatch.setattr(lib.pretrained, "efficientnet_lite0_preset", lambda: calls.append(1) or Path(preset))
+    backbone, converter = load_preset_parts("efficientnet_lite0_pypi")
+    assert calls == [1]
+    assert backbone.count_params() == load_preset_parts(str(preset))[0].count_params()
+    with pytest.raises(ValueError, match="cannot load keras-hub backbone preset"):
+        load_preset_parts("efficientnet_lite0_pypi_typo")
