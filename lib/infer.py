@@ -186,15 +186,14 @@ def load_trailer(spec: str, size: int, settings: dict, min_seconds, max_seconds,
 def load_model(model_path: Path, info: dict | None = None):
     import keras
 
-    try:  # custom layers of the study's models register themselves on import
-        import lib.models  # noqa: F401
-        import lib.tsn
-    except ImportError:
-        lib = None
+    # The study's custom layers register themselves when their modules are imported.
+    from lib import models as _models  # noqa: F401
+    from lib import tsn
+
     try:
         if info and info.get("model") == "tsn":
-            lib.tsn.ensure_loadable(info)  # a preset encoder's classes live in keras-hub
-            return lib.tsn.restore_frozen(keras.saving.load_model(model_path), info)
+            tsn.ensure_loadable(info)  # a preset encoder's classes live in keras-hub
+            return tsn.restore_frozen(keras.saving.load_model(model_path), info)
         return keras.saving.load_model(model_path)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
