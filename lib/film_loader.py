@@ -14,15 +14,13 @@ read from the cache instead of the frames.
 """
 from __future__ import annotations
 
-import math
-
 import keras
 import numpy as np
 import pandas as pd
 
 from lib.frame_store import FrameStore
 from lib.genres import GENRES
-from lib.loader import films_of_split
+from lib.loader import film_copies, films_of_split, n_batches
 from lib.tsn import segment_plan
 
 
@@ -76,10 +74,7 @@ class FilmDataset(keras.utils.PyDataset):
         self._mask = np.stack([p.mask for p in plans])
         self.n_frames = (index["stop"] - index["start"]).to_numpy(np.int64)
 
-        copies = films["copies"].to_numpy(dtype=np.int64) if use_copies and "copies" in films.columns else np.ones(len(films), np.int64)
-        if (copies < 1).any():
-            raise ValueError("every film needs copies >= 1")
-        self._visits = np.repeat(np.arange(len(films), dtype=np.int64), copies)
+        self._visits = np.repeat(np.arange(len(films), dtype=np.int64), film_copies(films, use_copies))
         self.epoch = 0
         self._order, self._rows = self._epoch_plan(0)
 
@@ -104,9 +99,7 @@ class FilmDataset(keras.utils.PyDataset):
 
     # -- the PyDataset protocol --------------------------------------------------------
     def __len__(self) -> int:
-        n = len(self._visits)
-        batches = n // self.batch_size if self.drop_remainder else math.ceil(n / self.batch_size)
-        return max(batches, 1 if n else 0)
+        return n_batches(len(self._visits), self.batch_size, self.drop_remainder)
 
     def batch_positions(self, i: int) -> slice:
         if not 0 <= i < len(self):

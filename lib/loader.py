@@ -51,6 +51,20 @@ def films_of_split(labels: pd.DataFrame, store: FrameStore, split: str) -> Split
     return SplitFilms(films=rows[in_store].reset_index(drop=True), missing=rows.loc[~in_store, "movieId"].astype(int).tolist())
 
 
+def film_copies(films: pd.DataFrame, use_copies: bool = True) -> np.ndarray:
+    """Visits of each film in one epoch: its ``copies`` (training-split oversampling) or 1."""
+    copies = films["copies"].to_numpy(dtype=np.int64) if use_copies and "copies" in films.columns else np.ones(len(films), np.int64)
+    if (copies < 1).any():
+        raise ValueError("every film needs copies >= 1")
+    return copies
+
+
+def n_batches(n_examples: int, batch_size: int, drop_remainder: bool) -> int:
+    """Batches per epoch; a non-empty epoch has at least one, even with ``drop_remainder``."""
+    batches = n_examples // batch_size if drop_remainder else math.ceil(n_examples / batch_size)
+    return max(batches, 1 if n_examples else 0)
+
+
 class SliceDataset(keras.utils.PyDataset):
     """``(x, y)`` batches: x ``(b, depth, H, W, 3)`` uint8 slices, y ``(b, 18)`` float32 labels.
 
@@ -95,9 +109,7 @@ class SliceDataset(keras.utils.PyDataset):
         self._slice_film = film_row.astype(np.int64)
         self._starts = self.slices["start"].to_numpy(np.int64)
         self._stops = self.slices["stop"].to_numpy(np.int64)
-        copies = films["copies"].to_numpy(dtype=np.int64) if use_copies and "copies" in films.columns else np.ones(len(films), np.int64)
-        if (copies < 1).any():
-            raise ValueError("every film needs copies >= 1")
+        copies = film_copies(films, use_copies)
         # One entry per visit of a slice in an epoch: oversampled films repeat indices, not frames.
         self._visits = np.repeat(np.arange(len(self.slices), dtype=np.int64), copies[self._slice_film])
         self.epoch = 0
@@ -118,9 +130,7 @@ class SliceDataset(keras.utils.PyDataset):
 
     # -- the PyDataset protocol --------------------------------------------------------
     def __len__(self) -> int:
-        n = len(self._visits)
-        batches = n // self.batch_size if self.drop_remainder else math.ceil(n / self.batch_size)
-        return max(batches, 1 if n else 0)
+        return n_batches(len(self._visits), self.batch_size, self.drop_remainder)
 
     def batch_indices(self, i: int) -> np.ndarray:
         """Slice-table rows of batch ``i`` in the current epoch."""
