@@ -27,6 +27,7 @@ export KAGGLEHUB_CACHE := $(CACHE)/kagglehub
 export HF_HOME := $(CACHE)/huggingface
 export DVC_NO_ANALYTICS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
+export TF_ENABLE_ONEDNN_OPTS := 1
 export PYTHONHASHSEED := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
