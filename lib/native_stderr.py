@@ -10,9 +10,13 @@ does not stop them)::
     E0000 00:00:1795522405.376634   22961 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: ...
 
 A notebook kernel shows them as red error boxes, so every executed report seemed
-to hold errors. ``import_keras()`` imports Keras and initializes its backend with
-exactly those probe lines (``is_probe_line``) dropped; every other line, Python
-warnings and real native errors included, goes through unchanged. The study's
+to hold errors. With oneDNN on (``lib/__init__.py``), TensorFlow adds a banner saying
+so when it loads and, at the first boolean op of a graph, a line saying oneDNN falls
+back to its default kernels for booleans: both describe a setting the study chose.
+``import_keras()`` imports Keras and initializes its backend, and from then on, for
+the rest of the process (the fallback line comes during training), drops exactly
+those lines (``is_probe_line``); every other line, Python warnings and real native
+errors included, goes through unchanged. The study's
 notebooks call it in their import cell; which devices a stage uses is printed by
 the stage itself (``lib.training.setup_runtime``).
 """
@@ -33,12 +37,15 @@ _PROBE = re.compile(
     r"|cuda_platform\.cc:\d+\] failed call to cuInit: .*"
     r"|cuda_(?:dnn|fft|blas)\.cc:\d+\] Unable to register cu(?:DNN|FFT|BLAS) factory: .*"
     r"|computation_placer\.cc:\d+\] computation placer already registered\..*"
+    # oneDNN, which lib/__init__.py turns on: its banner, and its fallback for boolean tensors
+    r"|port\.cc:\d+\] oneDNN custom operations are on\. .*"
+    r"|util\.cc:\d+\] oneDNN supports DT_BOOL only on platforms with AVX-512\. .*"
     r")"
 )
 
 
 def is_probe_line(line: str) -> bool:
-    """True for one of TensorFlow's known CUDA-probe lines (nothing else)."""
+    """True for one of TensorFlow's known CUDA-probe or oneDNN lines (nothing else)."""
     return _PROBE.fullmatch(line.rstrip("\r\n")) is not None
 
 
@@ -81,10 +88,17 @@ def quiet_native_stderr():
     return filter_native_stderr(lambda line: True)
 
 
-def import_keras():
-    """``keras``, imported and its backend initialized with TensorFlow's CUDA-probe lines kept off stderr."""
-    with filter_native_stderr():
-        import keras
+_kept_filter: contextlib.AbstractContextManager | None = None  # entered once, never left
 
-        keras.ops.convert_to_numpy(keras.ops.zeros((1,)))  # TensorFlow probes the GPU at its first tensor
+
+def import_keras():
+    """``keras``, imported and its backend initialized, with TensorFlow's probe lines kept off stderr
+    from now on (for a notebook kernel: the whole run)."""
+    global _kept_filter
+    if _kept_filter is None:
+        _kept_filter = filter_native_stderr()
+        _kept_filter.__enter__()
+    import keras
+
+    keras.ops.convert_to_numpy(keras.ops.zeros((1,)))  # TensorFlow probes the GPU at its first tensor
     return keras
