@@ -11,8 +11,8 @@ does not stop them)::
 
 A notebook kernel shows them as red error boxes, so every executed report seemed
 to hold errors. With oneDNN on (``lib/__init__.py``), TensorFlow adds a banner saying
-so when it loads and, at the first boolean op of a graph, a line saying oneDNN falls
-back to its default kernels for booleans: both describe a setting the study chose.
+so when it loads and, at the first boolean or float16 op of a graph, a line saying
+oneDNN falls back to its default kernels for that type: both describe a setting the study chose.
 ``import_keras()`` imports Keras and initializes its backend, and from then on, for
 the rest of the process (the fallback line comes during training), drops exactly
 those lines (``is_probe_line``); every other line, Python warnings and real native
@@ -37,9 +37,9 @@ _PROBE = re.compile(
     r"|cuda_platform\.cc:\d+\] failed call to cuInit: .*"
     r"|cuda_(?:dnn|fft|blas)\.cc:\d+\] Unable to register cu(?:DNN|FFT|BLAS) factory: .*"
     r"|computation_placer\.cc:\d+\] computation placer already registered\..*"
-    # oneDNN, which lib/__init__.py turns on: its banner, and its fallback for boolean tensors
+    # oneDNN, which lib/__init__.py turns on: its banner, and its fallback for boolean and float16 tensors
     r"|port\.cc:\d+\] oneDNN custom operations are on\. .*"
-    r"|util\.cc:\d+\] oneDNN supports DT_BOOL only on platforms with AVX-512\. .*"
+    r"|util\.cc:\d+\] oneDNN supports DT_(?:BOOL|HALF) only on platforms with AVX-512\. .*"
     r")"
 )
 
