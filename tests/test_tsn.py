@@ -251,12 +251,28 @@ def test_notebook_smoke_tsn_has_the_keys_of_params_yaml():
     assert set(train["tsn"]) == set(load_params("train")["tsn"]) == set(tsn.TSN_KEYS)
 
 
-def test_embed_command_with_a_scratch_encoder_caches_nothing_and_says_why(corpus, tmp_path):
+def test_embed_with_a_scratch_encoder_caches_nothing_and_says_why(corpus, tmp_path):
     from lib import embeddings as E
+    from lib.config import load_params
 
     store, _ = corpus
-    assert E.main(["--store", str(store.directory), "--out", str(tmp_path / "embed")]) == 0  # params.yaml: scratch
-    meta = E.read_meta(tmp_path / "embed")
+    meta = E.embed_for_config({**load_params("train")["tsn"], "encoder": "scratch"}, store, tmp_path / "embed", progress=False)
+    assert meta == E.read_meta(tmp_path / "embed")
     assert meta["cached"] is False and "scratch" in meta["reason"] and not (tmp_path / "embed" / E.EMBEDDINGS_FILE).exists()
     with pytest.raises(ValueError, match="run the embed stage"):
         E.load_embeddings(tmp_path / "embed", store, "scratch")
+
+
+def test_embed_command_caches_the_default_encoders_embeddings(corpus, tmp_path):
+    """The embed stage's command with params.yaml as it is: the frozen offline EfficientNet-Lite0."""
+    from lib import embeddings as E
+    from lib.config import load_params
+
+    store, _ = corpus
+    encoder = load_params("train")["tsn"]["encoder"]
+    assert E.main(["--store", str(store.directory), "--out", str(tmp_path / "embed")]) == 0
+    meta = E.read_meta(tmp_path / "embed")
+    assert meta["cached"] is True and meta["encoder"] == encoder and meta["n_frames"] == len(store.frames)
+    emb = E.load_embeddings(tmp_path / "embed", store, encoder)
+    assert emb.shape == (len(store.frames), meta["dim"]) and emb.dtype == np.float16 and np.isfinite(emb).all()
+    assert float(np.abs(emb).max()) > 0, "every embedding is zero"
