@@ -11,14 +11,14 @@ does not stop them)::
 
 A notebook kernel shows them as red error boxes, so every executed report seemed
 to hold errors. With oneDNN on (``lib/__init__.py``), TensorFlow adds a banner saying
-so when it loads and, at the first boolean or float16 op of a graph, a line saying
-oneDNN falls back to its default kernels for that type: both describe a setting the study chose.
-``import_keras()`` imports Keras and initializes its backend, and from then on, for
-the rest of the process (the fallback line comes during training), drops exactly
-those lines (``is_probe_line``); every other line, Python warnings and real native
-errors included, goes through unchanged. The study's
-notebooks call it in their import cell; which devices a stage uses is printed by
-the stage itself (``lib.training.setup_runtime``).
+so when it loads and, at the first op of a graph on a type oneDNN lacks (bool,
+float16, uint8), a line saying it falls back to its default kernels for that type:
+both describe a setting the study chose. ``import_keras()`` imports Keras, initializes
+its backend and from then on, for the rest of the process (the fallback lines come
+during training), drops exactly those lines (``is_probe_line``); every other line,
+Python warnings and real native errors included, goes through unchanged. The study's
+notebooks call it in their import cell; which devices a stage uses is printed by the
+stage itself (``lib.training.setup_runtime``).
 """
 from __future__ import annotations
 
@@ -37,9 +37,10 @@ _PROBE = re.compile(
     r"|cuda_platform\.cc:\d+\] failed call to cuInit: .*"
     r"|cuda_(?:dnn|fft|blas)\.cc:\d+\] Unable to register cu(?:DNN|FFT|BLAS) factory: .*"
     r"|computation_placer\.cc:\d+\] computation placer already registered\..*"
-    # oneDNN, which lib/__init__.py turns on: its banner, and its fallback for boolean and float16 tensors
-    r"|port\.cc:\d+\] oneDNN custom operations are on\. .*"
-    r"|util\.cc:\d+\] oneDNN supports DT_(?:BOOL|HALF) only on platforms with AVX-512\. .*"
+    # oneDNN, which lib/__init__.py turns on: its banner, and its fallback for the tensor types it lacks (bool, float16, uint8)
+    r"|port\.cc:\d+\] oneDNN custom operations are on\. You may see slightly different numerical results .*"
+    r"|util\.cc:\d+\] oneDNN supports DT_[A-Z0-9]+ only on platforms with AVX-512\. "
+    r"Falling back to the default Eigen-based implementation if present\."
     r")"
 )
 

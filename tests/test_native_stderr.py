@@ -21,11 +21,13 @@ PROBES = [
     "I0000 00:00:1796088362.561237   32304 port.cc:153] oneDNN custom operations are on. You may see slightly different numerical results due to floating-point round-off errors from different computation orders. To turn them off, set the environment variable `TF_ENABLE_ONEDNN_OPTS=0`.",
     "E0000 00:00:1796088375.635441   32304 util.cc:131] oneDNN supports DT_BOOL only on platforms with AVX-512. Falling back to the default Eigen-based implementation if present.",
     "E0000 00:00:1796089490.681818    9486 util.cc:131] oneDNN supports DT_HALF only on platforms with AVX-512. Falling back to the default Eigen-based implementation if present.",
+    "E0000 00:00:1796094020.772077   13259 util.cc:131] oneDNN supports DT_UINT8 only on platforms with AVX-512. Falling back to the default Eigen-based implementation if present.",
 ]
 REAL = [
     "E0000 00:00:1795522405.376634   22961 op_kernel.cc:1830] OP_REQUIRES failed at conv_ops.cc:1234 : RESOURCE_EXHAUSTED: OOM",
     "W0000 00:00:1795522405.376634   22961 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will not be used. And more.",
     "UserWarning: Could not find cuda drivers on your machine, GPU will not be used.",
+    "E0000 00:00:1796094020.772077   13259 util.cc:131] oneDNN supports DT_UINT8 only on platforms with AVX-512. Then it crashed.",
     "Traceback (most recent call last):",
     "",
 ]
