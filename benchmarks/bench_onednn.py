@@ -29,13 +29,12 @@ import numpy as np
 import lib  # noqa: F401  (sets the environment before Keras loads)
 from lib.native_stderr import import_keras
 keras = import_keras()
-import tensorflow as tf
 from lib.models import build_model, make_optimizer
 from lib import tsn
 
 steps = int(sys.argv[1])
 rng = np.random.default_rng(0)
-out = {"onednn": tf.sysconfig.get_build_info().get("is_mkl_enabled", None)}
+out = {}
 
 def per_call(fn, n):
     fn()  # warm-up: tracing and first allocations
