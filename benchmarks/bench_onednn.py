@@ -4,8 +4,8 @@ TensorFlow enables oneDNN by itself only on CPUs with AVX512_VNNI or newer; ``li
 on everywhere (``TF_ENABLE_ONEDNN_OPTS=1`` unless the caller set it). The variable is read once, when
 TensorFlow loads, so each setting runs in a fresh interpreter, one after the other, on the same inputs:
 
-* ``cnn3d`` demo profile: one training step on a batch of 16 slices (10x64x64x3);
-* ``tsn`` scratch encoder, attention pooling: one training step on a batch of 8 films (8 frames each);
+* ``cnn3d`` as params.yaml configures it (the demo profile: a batch of 16 slices of 10x64x64x3): one training step;
+* ``tsn`` as params.yaml configures it, but with the scratch encoder on raw frames (8 films of 8 frames): one step;
 * ``efficientnet_lite0_pypi``: encoding frames (converter + backbone + pooling), batch 32 of 64x64 frames.
 
     python benchmarks/bench_onednn.py [--steps 10]
@@ -29,12 +29,14 @@ import numpy as np
 import lib  # noqa: F401  (sets the environment before Keras loads)
 from lib.native_stderr import import_keras
 keras = import_keras()
-from lib.models import build_model, make_optimizer
+from lib import training as T
 from lib import tsn
+from lib.config import load_params
 
 steps = int(sys.argv[1])
 rng = np.random.default_rng(0)
 out = {}
+train = load_params("train")
 
 def per_call(fn, n):
     fn()  # warm-up: tracing and first allocations
@@ -43,20 +45,21 @@ def per_call(fn, n):
         fn()
     return (time.perf_counter() - t) / n
 
-m = build_model("cnn3d", input_shape=(10, 64, 64, 3), widths=[16, 32, 32, 16, 16, 16], blocks=[1, 2, 3],
-                first_stride=2, dense=[128], dropout=0.3)
-m.compile(optimizer=make_optimizer(1e-3, 1e-6), loss="binary_crossentropy")
-x = rng.integers(0, 256, (16, 10, 64, 64, 3), dtype=np.uint8)
-y = (rng.random((16, 18)) < 0.2).astype("float32")
+# params.yaml's own models: cnn3d in its current profile, tsn with the scratch encoder on raw frames
+cfg = T.resolve_config({**train, "model": "cnn3d"})
+m = T.build_configured_model(cfg, (64, 64, 3))
+T.compile_model(m, cfg)
+x = rng.integers(0, 256, (cfg.batch_size, cfg.slice_depth, 64, 64, 3), dtype=np.uint8)
+y = (rng.random((cfg.batch_size, 18)) < 0.2).astype("float32")
 out["cnn3d_step_s"] = per_call(lambda: m.train_on_batch(x, y), steps)
 
-cfg = {"n_segments": 8, "pooling": "attention", "encoder": "scratch", "frozen": True,
-       "scratch_filters": [16, 32, 64], "dim": 64, "heads": 4, "layers": 1, "dense": [64], "dropout": 0.3}
-t = tsn.build_tsn(cfg, (64, 64, 3))
-t.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
-films = tsn.film_inputs(rng.integers(0, 256, (12, 64, 64, 3), dtype=np.uint8), 8)
-batch = {k: np.repeat(v, 8, axis=0) for k, v in films.items()}
-out["tsn_step_s"] = per_call(lambda: t.train_on_batch(batch, y[:8]), steps)
+cfg = T.resolve_config({**train, "model": "tsn", "tsn": {**train["tsn"], "encoder": "scratch"}})
+t = T.build_configured_model(cfg, (64, 64, 3))
+T.compile_model(t, cfg)
+films = tsn.film_inputs(rng.integers(0, 256, (12, 64, 64, 3), dtype=np.uint8), int(cfg.tsn["n_segments"]))
+batch = {k: np.repeat(v, cfg.batch_size, axis=0) for k, v in films.items()}
+yb = (rng.random((cfg.batch_size, 18)) < 0.2).astype("float32")
+out["tsn_step_s"] = per_call(lambda: t.train_on_batch(batch, yb), steps)
 
 from lib.pretrained import resolve_preset
 enc = tsn.load_preset_encoder(resolve_preset("efficientnet_lite0_pypi"), (64, 64, 3))

@@ -14,6 +14,7 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 _os.environ.setdefault("KAGGLEHUB_CACHE", str(_CACHE / "kagglehub"))
 _os.environ.setdefault("HF_HOME", str(_CACHE / "huggingface"))
 # TensorFlow turns its oneDNN kernels on by itself only on CPUs with AVX512_VNNI or newer;
-# elsewhere (this project's 2-core Xeons, for one) Conv3D training runs ~7x slower without
-# them (benchmarks/bench_onednn.py). They change float round-off, not results.
+# elsewhere (this project's 2-core Xeons, for one) Conv3D training runs ~6x slower without
+# them (benchmarks/bench_onednn.py). They change float round-off, which training amplifies
+# like a change of seed (README, "CPU speed: oneDNN").
 _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
