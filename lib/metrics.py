@@ -350,8 +350,12 @@ def metrics_summary(y, scores, tuned_thresholds=None, n_boot: int = 1000, seed: 
 
 
 def comparison_table(summaries: dict[str, dict[str, float]]) -> pd.DataFrame:
-    """Metrics as rows, scorers (model, baselines) as columns: each number beside its baselines."""
-    return pd.DataFrame(summaries)
+    """Metrics as rows, scorers (model, baselines) as columns: each number beside its baselines.
+    Only numbers: a seed mean also names its model (``lib.compare.seed_aggregate``), and one
+    text cell would make every row of the table text."""
+    numbers = {name: {k: v for k, v in summary.items() if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)}
+               for name, summary in summaries.items()}
+    return pd.DataFrame(numbers)
 
 
 def json_safe(value):

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from lib import compare as C
+from lib import metrics as M
 from lib.computable_features import FEATURES
 from lib.genres import GENRES
 from lib.loader import write_synthetic_corpus
@@ -160,3 +161,13 @@ def test_metrics_document_has_counts_runs_means_baselines_and_pairs(study):
     assert doc["paired"]["cnn3d-seed1_vs_label_prior"]["mAP_diff"] == 0.4
     assert set(doc["seed_mean"]) == {"cnn3d", "cnn_lstm"} and doc["seed_mean"]["cnn3d"]["mAP"] == pytest.approx(0.6)
     json.dumps(doc, allow_nan=False)
+
+
+def test_all_metrics_table_of_several_seeds_formats_as_numbers(study):
+    """The evaluate report's "All metrics" table once failed on a seed mean's model name."""
+    runs = C.load_runs(study[2], study[3])
+    summaries = summaries_for(runs, [0.5, 0.7, 0.2, 0.2])
+    everything = M.comparison_table({**summaries, **C.seed_aggregate(summaries, runs)})
+    assert "model" not in everything.index and "n_seeds" in everything.index
+    assert everything.loc["mAP", "cnn3d (mean of 2 seeds)"] == pytest.approx(0.6)
+    everything.style.format("{:.3f}", na_rep="n/a").to_html()  # raised ValueError on the text cell
