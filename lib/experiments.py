@@ -10,7 +10,8 @@ baseline's run, both resampling the same test films, so that "measurably differe
 means the paired interval excludes zero.
 
     dvc repro && python -m lib.experiments save default
-    dvc exp run -S evaluate.aggregate=max && python -m lib.experiments save aggregate=max
+    dvc exp run -S evaluate.aggregate=max && python -m lib.experiments save evaluate.aggregate=max
+    # back to the committed study before the next experiment (see the README)
     python -m lib.experiments table          # markdown, for the README
 """
 from __future__ import annotations
