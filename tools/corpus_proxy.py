@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.metrics import average_precision_score  # noqa: E402
 
 from lib import demo_corpus as dc  # noqa: E402
 from lib.genres import GENRES  # noqa: E402
+from lib.metrics import macro_ap  # noqa: E402
 
 
 def kept_frames(row: dict, config: dc.DemoConfig, step: int) -> np.ndarray:
@@ -48,11 +48,6 @@ def apply_overrides(items: list[str]) -> None:
         except (ValueError, SyntaxError):
             sys.exit(f"{item}: the value is not a Python literal")
         print(f"{name} = {getattr(dc, name)!r}")
-
-
-def macro_ap(y: np.ndarray, s: np.ndarray) -> float:
-    cols = y.sum(0) > 0
-    return float(np.mean([average_precision_score(y[:, j], s[:, j]) for j in np.flatnonzero(cols)]))
 
 
 def main(argv=None) -> None:
