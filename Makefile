@@ -31,11 +31,12 @@ export TF_ENABLE_ONEDNN_OPTS := 1
 export PYTHONHASHSEED := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup data study test strip-notebooks
+.PHONY: help setup data study test lint strip-notebooks
 
 help:
 	@echo "make study  - run the whole study (dvc repro) on the demo corpus"
-	@echo "make test   - run the tests and the notebooks at smoke size"
+	@echo "make test   - check formatting and lint, run the tests and the notebooks at smoke size"
+	@echo "make lint   - format the code and fix what the linter can (ruff)"
 
 setup: $(STAMP)
 
@@ -57,7 +58,13 @@ study: data
 	$(BIN)/dvc repro
 
 test: data
+	$(BIN)/ruff format --check --quiet .
+	$(BIN)/ruff check --quiet .
 	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 strip-notebooks: setup
 	$(BIN)/jupyter nbconvert --clear-output --inplace notebooks/*.ipynb

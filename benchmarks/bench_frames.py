@@ -2,7 +2,7 @@
 
 On the same trailers, in one run, side by side:
 
-(a) the stage: ``lib.frames_stage.run_frames_stage`` end to end (one ffmpeg per
+(a) the stage: ``lib.frames.stage.run_frames_stage`` end to end (one ffmpeg per
     trailer, select + scale in ffmpeg, parts, store, manifest), duration bounds off
     so that every trailer is decoded in full;
 (b) the floor: the bundled ffmpeg decoding the video stream of each file to
@@ -20,6 +20,7 @@ cores). Goals: (a) >= 0.8x (b) and (a) >= 10x (c).
 
 Times are wall-clock on a possibly shared machine: compare rows of one run only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,9 +34,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lib.extract import ffmpeg_exe
-from lib.frames_stage import find_trailers, resolve_jobs, run_frames_stage
-from lib.paths import TRAILERS
+from lib.core.ffmpeg import ffmpeg_exe
+from lib.core.params import FrameSettings
+from lib.core.paths import TRAILERS
+from lib.frames.stage import find_trailers, resolve_jobs, run_frames_stage
 
 
 def make_clips(directory: Path, n: int, seconds: float, size: str) -> list[Path]:
@@ -43,11 +45,34 @@ def make_clips(directory: Path, n: int, seconds: float, size: str) -> list[Path]
     paths = []
     for i in range(n):
         path = directory / f"clip{i:03d}.mp4"
-        subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y",
-                        "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=24:duration={seconds}",
-                        "-f", "lavfi", "-i", f"sine=frequency={220 + 20 * i}:duration={seconds}",
-                        "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
-                        str(path)], check=True)
+        subprocess.run(
+            [
+                ffmpeg_exe(),
+                "-nostdin",
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                f"testsrc2=size={size}:rate=24:duration={seconds}",
+                "-f",
+                "lavfi",
+                "-i",
+                f"sine=frequency={220 + 20 * i}:duration={seconds}",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-shortest",
+                str(path),
+            ],
+            check=True,
+        )
         paths.append(path)
     return paths
 
@@ -61,8 +86,10 @@ def parallel(fn, items, jobs: int) -> list:
 
 def stage(paths: list[Path], jobs: int, step: int, size: int, work: Path) -> int:
     labels = pd.DataFrame({"movieId": range(len(paths)), "youtubeId": [p.stem for p in paths]})
-    result = run_frames_stage(labels, paths[0].parent, work / "out", work / "parts", step=step, size=size,
-                              min_seconds=None, max_seconds=None, n_jobs=jobs, progress=False)
+    settings = FrameSettings(step=step, size=size, min_seconds=None, max_seconds=None)
+    result = run_frames_stage(
+        labels, paths[0].parent, work / "out", work / "parts", settings, n_jobs=jobs, progress=False
+    )
     bad = result.manifest[result.manifest["outcome"] != "ok"]
     if len(bad):
         print(f"note: {len(bad)} trailers not ok in (a): {bad['outcome'].value_counts().to_dict()}", file=sys.stderr)
@@ -71,8 +98,25 @@ def stage(paths: list[Path], jobs: int, step: int, size: int, work: Path) -> int
 
 def floor(paths: list[Path], jobs: int) -> int:
     def decode(path: Path) -> int:
-        subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-threads", "1", "-i", str(path),
-                        "-an", "-sn", "-dn", "-f", "null", "-"], check=False)
+        subprocess.run(
+            [
+                ffmpeg_exe(),
+                "-nostdin",
+                "-v",
+                "error",
+                "-threads",
+                "1",
+                "-i",
+                str(path),
+                "-an",
+                "-sn",
+                "-dn",
+                "-f",
+                "null",
+                "-",
+            ],
+            check=False,
+        )
         return 0
 
     parallel(decode, paths, jobs)
@@ -97,7 +141,9 @@ def paper(paths: list[Path], jobs: int, step: int, size: int, work: Path) -> int
                 written.append(name)
             n += 1
         cap.release()
-        arrays = [cv2.resize(cv2.imread(name), (size, size), interpolation=cv2.INTER_AREA)[:, :, ::-1] for name in written]
+        arrays = [
+            cv2.resize(cv2.imread(name), (size, size), interpolation=cv2.INTER_AREA)[:, :, ::-1] for name in written
+        ]
         return len(np.stack(arrays)) if arrays else 0
 
     return sum(parallel(one, paths, jobs))
@@ -130,25 +176,45 @@ def main() -> None:
             paths = paths[: args.limit]
         for p in paths:  # warm the page cache, so the first method does not pay for the disk
             p.read_bytes()
-        print(f"{len(paths)} trailers ({sum(p.stat().st_size for p in paths) / 2**20:.1f} MiB), step {args.step}, "
-              f"{args.size}x{args.size}, parallel jobs {jobs}, ffmpeg {Path(ffmpeg_exe()).name}")
+        print(
+            f"{len(paths)} trailers ({sum(p.stat().st_size for p in paths) / 2**20:.1f} MiB), step {args.step}, "
+            f"{args.size}x{args.size}, parallel jobs {jobs}, ffmpeg {Path(ffmpeg_exe()).name}"
+        )
 
         rows = []
         for n_jobs in sorted({1, jobs}):
             methods = [
-                ("a", "stage (ffmpeg select+scale -> store)", lambda w: stage(paths, n_jobs, args.step, args.size, w)),
-                ("b", "floor (ffmpeg -threads 1 -f null)", lambda w: floor(paths, n_jobs)),
+                (
+                    "a",
+                    "stage (ffmpeg select+scale -> store)",
+                    lambda w, n_jobs=n_jobs: stage(paths, n_jobs, args.step, args.size, w),
+                ),
+                ("b", "floor (ffmpeg -threads 1 -f null)", lambda w, n_jobs=n_jobs: floor(paths, n_jobs)),
             ]
             if not args.skip_paper:
-                methods.append(("c", "paper (OpenCV -> JPEG -> resize)", lambda w: paper(paths, n_jobs, args.step, args.size, w)))
+                methods.append(
+                    (
+                        "c",
+                        "paper (OpenCV -> JPEG -> resize)",
+                        lambda w, n_jobs=n_jobs: paper(paths, n_jobs, args.step, args.size, w),
+                    )
+                )
             for key, name, run in methods:
                 work = tmp / f"{key}{n_jobs}"
                 work.mkdir()
                 t0 = time.perf_counter()
                 frames = run(work)
                 seconds = time.perf_counter() - t0
-                rows.append({"method": key, "what": name, "jobs": n_jobs, "seconds": seconds,
-                             "trailers/s": len(paths) / seconds, "frames kept": frames if key != "b" else None})
+                rows.append(
+                    {
+                        "method": key,
+                        "what": name,
+                        "jobs": n_jobs,
+                        "seconds": seconds,
+                        "trailers/s": len(paths) / seconds,
+                        "frames kept": frames if key != "b" else None,
+                    }
+                )
 
     table = pd.DataFrame(rows)
     print()
@@ -161,7 +227,9 @@ def main() -> None:
             line += f"   (a)/(c) = {rate['a', n_jobs] / rate['c', n_jobs]:.1f}  (goal >= 10)"
         print(line)
     if jobs > 1:
-        print(f"scaling 1 -> {jobs} jobs:  (a) x{rate['a', jobs] / rate['a', 1]:.2f}   (b) x{rate['b', jobs] / rate['b', 1]:.2f}")
+        print(
+            f"scaling 1 -> {jobs} jobs:  (a) x{rate['a', jobs] / rate['a', 1]:.2f}   (b) x{rate['b', jobs] / rate['b', 1]:.2f}"
+        )
 
 
 if __name__ == "__main__":

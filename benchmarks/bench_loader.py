@@ -3,7 +3,7 @@ against what the model consumes.
 
 On the same frames and the same slices, in one run, side by side (slices per second):
 
-(a) the loader: ``lib.loader.SliceDataset`` batches (shuffled, uint8) out of the
+(a) the loader: ``lib.loaders.slices.SliceDataset`` batches (shuffled, uint8) out of the
     memory-mapped frame store;
 (b) the paper's generator re-implemented: for every slice, ``os.listdir`` of the film's
     frame folder, then ``cv2.imread`` + ``cv2.resize`` to 64x64 (nearest) of its 10 JPEG
@@ -22,6 +22,7 @@ bottleneck (on a GPU, compare (a) with the measured training rate instead of (c)
 
 Times are wall-clock on a possibly shared machine: compare rows of one run only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,18 +36,20 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from lib.frame_store import FrameStore
-from lib.genres import GENRES
-from lib.loader import SliceDataset, write_synthetic_corpus
-from lib.paths import OUTPUTS, SMOKE
-from lib.slicing import slice_table
+from lib.core.genres import GENRES
+from lib.core.paths import OUTPUTS, SMOKE
+from lib.frames.store import FrameStore
+from lib.loaders.slices import SliceDataset, write_synthetic_corpus
+from lib.loaders.slicing import slice_table
 
 
 def pick_store(args, tmp: Path) -> FrameStore:
     if args.synthetic:
-        store, _ = write_synthetic_corpus(tmp / "store", n_films=args.synthetic, frames_per_film=(20, 45), size=64, seed=0)
+        store, _ = write_synthetic_corpus(
+            tmp / "store", n_films=args.synthetic, frames_per_film=(20, 45), size=64, seed=0
+        )
         return store
-    for candidate in ([Path(args.store)] if args.store else [OUTPUTS / "frames" / "store", SMOKE / "frames" / "store"]):
+    for candidate in [Path(args.store)] if args.store else [OUTPUTS / "frames" / "store", SMOKE / "frames" / "store"]:
         if (candidate / "index.csv").exists():
             return FrameStore(candidate)
     sys.exit("no frame store found: run the frames stage, pass --store DIR, or use --synthetic N")
@@ -94,7 +97,9 @@ def main(argv=None) -> None:
     p.add_argument("--films", type=int, default=150, help="films used (the first N of the store)")
     p.add_argument("--depth", type=int, default=10)
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--seconds", type=float, default=2.0, help="time (a), (b) and (b') over whole epochs for at least this long")
+    p.add_argument(
+        "--seconds", type=float, default=2.0, help="time (a), (b) and (b') over whole epochs for at least this long"
+    )
     p.add_argument("--full-size", default="640x360", help="WxH of the full-size JPEGs for (b'); 0 to skip")
     p.add_argument("--train-steps", type=int, default=5, help="timed training steps for (c), after 2 warm-up steps")
     args = p.parse_args(argv)
@@ -108,7 +113,9 @@ def main(argv=None) -> None:
         films = pd.DataFrame({"movieId": movie_ids, **{g: 0 for g in GENRES}})
         ds = SliceDataset(store, films, depth=args.depth, batch_size=args.batch, shuffle=True, seed=0)
         table = slice_table(store.index.loc[movie_ids], args.depth)
-        print(f"{len(movie_ids)} films, {ds.n_slices} slices of {args.depth} x {store.frame_shape} from {store.directory}")
+        print(
+            f"{len(movie_ids)} films, {ds.n_slices} slices of {args.depth} x {store.frame_shape} from {store.directory}"
+        )
 
         # (a) the loader; one untimed epoch first, so both sides read from the page cache.
         for i in range(len(ds)):
@@ -140,7 +147,8 @@ def main(argv=None) -> None:
         if args.train_steps > 0:
             import keras
 
-            from lib.models import build_cnn3d, make_optimizer
+            from lib.models.slice_models import build_cnn3d
+            from lib.train.fit import make_optimizer
 
             keras.utils.set_random_seed(0)
             model = build_cnn3d(input_shape=(args.depth, *store.frame_shape))
@@ -152,7 +160,12 @@ def main(argv=None) -> None:
             t0 = time.perf_counter()
             for _ in range(args.train_steps):
                 model.train_on_batch(x, y)
-            rows.append((f"(c) paper cnn3d training step, batch {len(x)}, {keras.config.backend()} CPU", rate(args.train_steps * len(x), time.perf_counter() - t0)))
+            rows.append(
+                (
+                    f"(c) paper cnn3d training step, batch {len(x)}, {keras.config.backend()} CPU",
+                    rate(args.train_steps * len(x), time.perf_counter() - t0),
+                )
+            )
 
     result = pd.DataFrame(rows, columns=["method", "slices/s"]).set_index("method")
     a = result["slices/s"].iloc[0]

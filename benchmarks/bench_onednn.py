@@ -12,6 +12,7 @@ TensorFlow loads, so each setting runs in a fresh interpreter, one after the oth
 
 Wall-clock seconds on a possibly shared machine: compare the rows of one run only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,16 +28,25 @@ WORKER = r"""
 import json, sys, time
 import numpy as np
 import lib  # noqa: F401  (sets the environment before Keras loads)
-from lib.native_stderr import import_keras
+from lib.core.native_stderr import import_keras
 keras = import_keras()
-from lib import training as T
-from lib import tsn
-from lib.config import load_params
+from dataclasses import replace
+from lib.core.params import TrainParams, load_section
+from lib.encoders.presets import load_preset_encoder
+from lib.loaders.segments import film_inputs
+from lib.models.kinds import get_kind
+from lib.train import fit as T
 
 steps = int(sys.argv[1])
 rng = np.random.default_rng(0)
 out = {}
-train = load_params("train")
+common = load_section(TrainParams, "train")
+
+def configured(name, **changes):
+    # (kind, its params.yaml section as typed params with `changes`, their Hyper)
+    kind = get_kind(name)
+    params = replace(kind.parse(common.section(name)), **changes)
+    return kind, params, kind.hyper(params)
 
 def per_call(fn, n):
     fn()  # warm-up: tracing and first allocations
@@ -46,23 +56,22 @@ def per_call(fn, n):
     return (time.perf_counter() - t) / n
 
 # params.yaml's own models: cnn3d in its current profile, tsn with the scratch encoder on raw frames
-cfg = T.resolve_config({**train, "model": "cnn3d"})
-m = T.build_configured_model(cfg, (64, 64, 3))
-T.compile_model(m, cfg)
-x = rng.integers(0, 256, (cfg.batch_size, cfg.slice_depth, 64, 64, 3), dtype=np.uint8)
-y = (rng.random((cfg.batch_size, 18)) < 0.2).astype("float32")
+kind, params, hyper = configured("cnn3d")
+m = kind.build(params, (64, 64, 3), None)
+T.compile_model(m, hyper.lr, hyper.decay, common.jit_compile)
+x = rng.integers(0, 256, (hyper.batch_size, params.slice_depth, 64, 64, 3), dtype=np.uint8)
+y = (rng.random((hyper.batch_size, 18)) < 0.2).astype("float32")
 out["cnn3d_step_s"] = per_call(lambda: m.train_on_batch(x, y), steps)
 
-cfg = T.resolve_config({**train, "model": "tsn", "tsn": {**train["tsn"], "encoder": "scratch"}})
-t = T.build_configured_model(cfg, (64, 64, 3))
-T.compile_model(t, cfg)
-films = tsn.film_inputs(rng.integers(0, 256, (12, 64, 64, 3), dtype=np.uint8), int(cfg.tsn["n_segments"]))
-batch = {k: np.repeat(v, cfg.batch_size, axis=0) for k, v in films.items()}
-yb = (rng.random((cfg.batch_size, 18)) < 0.2).astype("float32")
+kind, params, hyper = configured("tsn", encoder="scratch")  # raw frames, no embedding cache
+t = kind.build(params, (64, 64, 3), None)
+T.compile_model(t, hyper.lr, hyper.decay, common.jit_compile)
+films = film_inputs(rng.integers(0, 256, (12, 64, 64, 3), dtype=np.uint8), params.n_segments)
+batch = {k: np.repeat(v, hyper.batch_size, axis=0) for k, v in films.items()}
+yb = (rng.random((hyper.batch_size, 18)) < 0.2).astype("float32")
 out["tsn_step_s"] = per_call(lambda: t.train_on_batch(batch, yb), steps)
 
-from lib.pretrained import resolve_preset
-enc = tsn.load_preset_encoder(resolve_preset("efficientnet_lite0_pypi"), (64, 64, 3))
+enc = load_preset_encoder("efficientnet_lite0_pypi", (64, 64, 3))
 frames = rng.integers(0, 256, (32, 64, 64, 3), dtype=np.uint8)
 out["effnet_ms_per_frame"] = 1000 * per_call(lambda: enc.predict_on_batch(frames), max(2, steps // 3)) / 32
 print("RESULT " + json.dumps(out))
@@ -72,10 +81,10 @@ print("RESULT " + json.dumps(out))
 def run(setting: str, steps: int) -> dict:
     env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=setting, PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-c", WORKER, str(steps)], cwd=ROOT, env=env, capture_output=True, text=True)
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode or not lines:
         sys.exit(f"worker with TF_ENABLE_ONEDNN_OPTS={setting} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def main(argv=None) -> None:

@@ -1,8 +1,8 @@
 """How long the prepare stage's Python work takes at the real MovieLens 20M size.
 
-Builds a synthetic catalog of 27,278 films and 25,623 trailers (lib.movielens.
+Builds a synthetic catalog of 27,278 films and 25,623 trailers (lib.prepare.movielens.
 write_synthetic_catalog), then times each piece of the stage and the whole of
-``lib.labels.prepare_labels``, best of ``--repeat`` runs. For scale, it times
+``lib.prepare.labels.prepare_labels``, best of ``--repeat`` runs. For scale, it times
 iterative-stratification's own implementation of the same algorithm
 (iterstrat.ml_stratifiers.IterativeStratification) on the same label matrix in
 the same run, and prints both splits' quality (largest deviation of a genre's
@@ -10,6 +10,7 @@ split share from the requested fraction).
 
     python benchmarks/bench_prepare.py [--repeat 3] [--seed 0]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,15 +20,19 @@ from pathlib import Path
 
 import numpy as np
 
-from lib.genres import GENRES
-from lib.labels import one_hot_genres, prepare_labels
-from lib.movielens import read_movies, read_youtube, write_synthetic_catalog
-from lib.split import SPLITS, oversample_copies, stratified_split
+from lib.core.genres import GENRES
+from lib.core.params import PrepareParams, parse
+from lib.prepare.labels import one_hot_genres, prepare_labels
+from lib.prepare.movielens import read_movies, read_youtube, write_synthetic_catalog
+from lib.prepare.split import SPLITS, oversample_copies, stratified_split
 
 CFG = {
     "seed": 42,
-    "rebalance": [{"rule": "exact", "genres": ["Drama"]}, {"rule": "exact", "genres": ["Comedy", "Drama"]},
-                  {"rule": "having", "genres": ["Documentary"], "fraction": 0.5}],
+    "rebalance": [
+        {"rule": "exact", "genres": ["Drama"]},
+        {"rule": "exact", "genres": ["Comedy", "Drama"]},
+        {"rule": "having", "genres": ["Documentary"], "fraction": 0.5},
+    ],
     "duplicate_youtube": "keep_first",
     "unknown_genre": "report",
     "split": {"train": 0.7, "val": 0.15, "test": 0.15},
@@ -63,7 +68,9 @@ def main() -> None:
         t_movies, movies = best_of(args.repeat, lambda: read_movies(cat.movies_csv))
         t_youtube, _ = best_of(args.repeat, lambda: read_youtube(cat.youtube_csv))
         t_onehot, _ = best_of(args.repeat, lambda: one_hot_genres(movies.frame["genres"]))
-        t_stage, prepared = best_of(args.repeat, lambda: prepare_labels(cat.movies_csv, cat.youtube_csv, CFG))
+        t_stage, prepared = best_of(
+            args.repeat, lambda: prepare_labels(cat.movies_csv, cat.youtube_csv, parse(PrepareParams, CFG, "prepare"))
+        )
 
         labels = prepared.labels
         y = labels[list(GENRES)].to_numpy()
@@ -82,16 +89,20 @@ def main() -> None:
         ("read movies.csv", t_movies),
         ("read ml-youtube.csv", t_youtube),
         ("one-hot genres (catalog)", t_onehot),
-        ("split (lib.split.stratified_split)", t_split),
+        ("split (lib.prepare.split.stratified_split)", t_split),
         ("oversampling copies", t_copies),
-        ("whole stage: lib.labels.prepare_labels", t_stage),
+        ("whole stage: lib.prepare.labels.prepare_labels", t_stage),
     ]
     print(f"\nfilms labelled: {len(labels)}  split: {prepared.counts['splits']}  (best of {args.repeat})")
     for name, seconds in rows:
         print(f"  {name:<42} {seconds * 1000:8.1f} ms")
     print("\nsplit side by side on the same {} x {} label matrix:".format(*y.shape))
-    print(f"  lib.split.stratified_split            {t_split * 1000:8.1f} ms   worst genre-share error {worst_share_error(y, ours, r):.4f}")
-    print(f"  iterstrat IterativeStratification    {t_iterstrat * 1000:8.1f} ms   worst genre-share error {worst_share_error(y, theirs, r):.4f}")
+    print(
+        f"  lib.prepare.split.stratified_split            {t_split * 1000:8.1f} ms   worst genre-share error {worst_share_error(y, ours, r):.4f}"
+    )
+    print(
+        f"  iterstrat IterativeStratification    {t_iterstrat * 1000:8.1f} ms   worst genre-share error {worst_share_error(y, theirs, r):.4f}"
+    )
     print(f"  ratio iterstrat / ours: {t_iterstrat / t_split:.1f}x")
 
 

@@ -1,4 +1,4 @@
-"""The offline pretrained encoder (``lib.pretrained``): conversion cost, size, encode speed, and its choices.
+"""The offline pretrained encoder (``lib.encoders.efficientnet_lite0``): conversion cost, size, encode speed, and its choices.
 
 One run, side by side:
 
@@ -16,18 +16,16 @@ One run, side by side:
 
 Times are wall-clock on a possibly shared machine: compare rows of one run only.
 """
+
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def _cpu() -> float:
@@ -73,26 +71,40 @@ def _top5(classifier, image) -> str:
 def _variants(state_dict):
     import keras_hub
 
-    from lib import pretrained
+    from lib.encoders import efficientnet_lite0 as pretrained
 
     def classifier(converter, **backbone_args):
         backbone = keras_hub.models.EfficientNetBackbone(**{**pretrained.LITE0_BACKBONE_ARGS, **backbone_args})
         pretrained.load_backbone_weights(backbone, state_dict)
         clf = keras_hub.models.EfficientNetImageClassifier(
-            backbone=backbone, num_classes=1000, activation="softmax",
-            preprocessor=keras_hub.models.EfficientNetImageClassifierPreprocessor(image_converter=converter))
+            backbone=backbone,
+            num_classes=1000,
+            activation="softmax",
+            preprocessor=keras_hub.models.EfficientNetImageClassifierPreprocessor(image_converter=converter),
+        )
         clf.output_dense.kernel.assign(state_dict["_fc.weight"].T)
         clf.output_dense.bias.assign(state_dict["_fc.bias"])
         return clf
 
     mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
     imagenet = keras_hub.layers.EfficientNetImageConverter(
-        image_size=pretrained.IMAGE_SIZE, scale=list(1 / (255 * std)), offset=list(-mean / std),
-        crop_to_aspect_ratio=True, interpolation="bilinear", antialias=True)
+        image_size=pretrained.IMAGE_SIZE,
+        scale=list(1 / (255 * std)),
+        offset=list(-mean / std),
+        crop_to_aspect_ratio=True,
+        interpolation="bilinear",
+        antialias=True,
+    )
     yield "ImageNet mean/std instead of (x-127)/128", classifier(imagenet)
-    yield "symmetric padding (all 'v1' blocks, stem padded)", classifier(
-        pretrained.build_image_converter(), stackwise_block_types=["v1"] * 7, include_stem_padding=True,
-        stem_conv_padding="valid")
+    yield (
+        "symmetric padding (all 'v1' blocks, stem padded)",
+        classifier(
+            pretrained.build_image_converter(),
+            stackwise_block_types=["v1"] * 7,
+            include_stem_padding=True,
+            stem_conv_padding="valid",
+        ),
+    )
 
 
 def main(argv=None) -> None:
@@ -106,23 +118,30 @@ def main(argv=None) -> None:
     import keras_hub
     import skimage.data
 
-    from lib import pretrained, torch_legacy
+    from lib.encoders import efficientnet_lite0 as pretrained
+    from lib.encoders import torch_legacy
 
-    print(f"backend: {keras.config.backend()}, keras-hub {keras_hub.__version__}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"backend: {keras.config.backend()}, keras-hub {keras_hub.__version__}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "lite0"
         wall, cpu = time.perf_counter(), _cpu()
         pretrained.efficientnet_lite0_preset(folder)
         wall, cpu = time.perf_counter() - wall, _cpu() - cpu
-        print(f"(a) conversion: {wall:.1f} s wall, {cpu:.1f} s CPU; preset folder {_size_mb(folder):.1f} MB "
-              f"(backbone weights {(folder / 'model.weights.h5').stat().st_size / 1e6:.1f} MB, "
-              f"head {(folder / 'task.weights.h5').stat().st_size / 1e6:.1f} MB)")
+        print(
+            f"(a) conversion: {wall:.1f} s wall, {cpu:.1f} s CPU; preset folder {_size_mb(folder):.1f} MB "
+            f"(backbone weights {(folder / 'model.weights.h5').stat().st_size / 1e6:.1f} MB, "
+            f"head {(folder / 'task.weights.h5').stat().st_size / 1e6:.1f} MB)"
+        )
 
         for size in (224, 64):
             ms, cpu_ms = _per_frame_ms(_encoder(folder, size), size, args.batch, args.repeats)
-            print(f"(b) encode {size}x{size} frames{' (upsampled to 224x224)' if size != 224 else ''}, "
-                  f"batch {args.batch}: {ms:.1f} ms/frame wall ({1000 / ms:.1f} frames/s), {cpu_ms:.1f} ms/frame CPU")
+            print(
+                f"(b) encode {size}x{size} frames{' (upsampled to 224x224)' if size != 224 else ''}, "
+                f"batch {args.batch}: {ms:.1f} ms/frame wall ({1000 / ms:.1f} frames/s), {cpu_ms:.1f} ms/frame CPU"
+            )
 
         photos = {"chelsea": skimage.data.chelsea(), "coffee": skimage.data.coffee()}
         clf = keras_hub.models.ImageClassifier.from_preset(str(folder))

@@ -3,6 +3,7 @@
 Importing ``lib`` points Keras and matplotlib at the repository's ``.cache/``
 (unless the caller already chose), so a notebook or test never writes to $HOME.
 """
+
 import os as _os
 from pathlib import Path as _Path
 

@@ -7,13 +7,14 @@ runs this file in a fresh interpreter:
 
 ``--block-tensorflow`` makes ``import tensorflow`` fail, as on the lent GPU machines
 (JAX and PyTorch, no TensorFlow). On a tiny synthetic frame store, for ``cnn3d`` and
-``cnn_lstm``: a real two-epoch fit through ``lib.training`` (which writes ``model.keras``),
+``cnn_lstm``: a real two-epoch fit through the model kind and ``lib.train.fit`` (which writes ``model.keras``),
 a reload with a bare ``keras.saving.load_model``, and test-split predictions through
-``lib.predict`` from the trained model and from the reloaded one. It writes
+``lib.models.scoring`` from the trained model and from the reloaded one. It writes
 ``OUT_DIR/result.json`` and, per model, the reloaded model's slice scores
 (``OUT_DIR/<model>/scores.npy``) for a cross-backend comparison. It asserts nothing
 itself: the test reads the result.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,19 +27,39 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TRAIN = {
-    "profile": "tiny",
-    "profiles": {"tiny": {"widths": [2, 3], "blocks": [1, 1], "first_stride": 2, "dense": [8], "dropout": 0.0,
-                          "lr": 3e-3, "decay": 1e-6, "batch_size": 4}},
-    "cnn_lstm": {"filters": [2], "rnn": "lstm", "units": 4},
-    "slice_depth": 4,
-    "max_slices_per_film": None,
-    "epochs": 2,
-    "patience": 2,
+TINY = {"slice_depth": 4, "max_slices_per_film": None, "epochs": 2, "patience": 2}
+TRAIN = {  # params.yaml's `train:` shape, tiny
     "seed": 11,
     "mixed_precision": False,
     "jit_compile": "auto",  # the backend's own default (XLA under JAX), as the train stage runs it
     "workers": 1,
+    "cnn3d": {
+        "profile": "tiny",
+        "profiles": {
+            "tiny": {
+                "widths": [2, 3],
+                "blocks": [1, 1],
+                "first_stride": 2,
+                "dense": [8],
+                "dropout": 0.0,
+                "lr": 3e-3,
+                "decay": 1e-6,
+                "batch_size": 4,
+            }
+        },
+        **TINY,
+    },
+    "cnn_lstm": {
+        "filters": [2],
+        "rnn": "lstm",
+        "units": 4,
+        "dense": [8],
+        "dropout": 0.0,
+        "lr": 3e-3,
+        "decay": 1e-6,
+        "batch_size": 4,
+        **TINY,
+    },
 }
 MODELS = ("cnn3d", "cnn_lstm")
 
@@ -70,9 +91,12 @@ def run(out: Path) -> dict:
     import keras
     import numpy as np
 
-    from lib import training as T
-    from lib.loader import films_of_split, make_split_datasets, write_synthetic_corpus
-    from lib.predict import predict_slices
+    from lib.core.params import TrainParams
+    from lib.loaders.slices import films_of_split, write_synthetic_corpus
+    from lib.models.kinds import get_kind
+    from lib.models.scoring import predict_slices
+    from lib.train import fit as T
+    from lib.train.runtime import setup_runtime
 
     store, labels = write_synthetic_corpus(out / "store", n_films=20, frames_per_film=(3, 14), size=8, seed=2)
     test_ids = films_of_split(labels, store, "test").films["movieId"].tolist()
@@ -80,34 +104,40 @@ def run(out: Path) -> dict:
     for name in MODELS:
         t0 = time.perf_counter()
         model_dir = out / name
-        cfg = T.resolve_config({**TRAIN, "model": name})
-        runtime = T.setup_runtime(cfg.seed, cfg.mixed_precision, verbose=False)
-        datasets, _ = make_split_datasets(store, labels, depth=cfg.slice_depth, batch_size=cfg.batch_size, seed=cfg.seed)
-        model = T.build_configured_model(cfg, store.frame_shape)
-        weights = T.present_genres(datasets["val"].slice_labels())
-        T.compile_model(model, cfg, weights)
-        fit = T.fit(model, datasets["train"], datasets["val"], cfg, model_dir, verbose=0)
-        T.write_model_info(model_dir, model, cfg, runtime, fit, store.frame_shape)
+        common = TrainParams.from_section({**TRAIN, "model": name})
+        kind = get_kind(common.model)
+        params = kind.parse(common.section(name))
+        hyper = kind.hyper(params)
+        runtime = setup_runtime(common.seed, common.mixed_precision, verbose=False)
+        data = kind.datasets(params, store, labels, seed=common.seed, workers=common.workers)
+        model = kind.build(params, store.frame_shape, data)
+        weights = T.present_genres(data.val.slice_labels())
+        T.compile_model(model, hyper.lr, hyper.decay, common.jit_compile, weights)
+        fit = T.fit(model, data.train, data.val, model_dir, epochs=hyper.epochs, patience=hyper.patience, verbose=0)
+        kind.finish(params, fit.model_path, store.frame_shape)
+        T.model_info(kind, params, common, runtime, fit, store, model, extra=kind.info_extra(params, data)).write(
+            model_dir
+        )
 
         reloaded = keras.saving.load_model(fit.model_path)
-        trained_scores = predict_slices(model, store, test_ids, cfg.slice_depth, batch_size=8)
-        reloaded_scores = predict_slices(reloaded, store, test_ids, cfg.slice_depth, batch_size=8)
+        trained_scores = predict_slices(model, store, test_ids, params.slice_depth, batch_size=8)
+        reloaded_scores = predict_slices(reloaded, store, test_ids, params.slice_depth, batch_size=8)
         genres = [c for c in reloaded_scores.columns if c not in ("movieId", "slice", "start", "stop")]
         s_trained, s_reloaded = trained_scores[genres].to_numpy(), reloaded_scores[genres].to_numpy()
         np.save(model_dir / "scores.npy", s_reloaded)
-        val_scores = reloaded.predict(datasets["val"], verbose=0)
+        val_scores = reloaded.predict(data.val, verbose=0)
         result["models"][name] = {
             "device": runtime.describe(),
             "epochs_run": int(len(fit.history)),
             "losses": fit.history[["loss", "val_loss"]].to_numpy().ravel().tolist(),
             "best_val_auc_pr": fit.best["val_auc_pr"],
-            "reloaded_val_auc_pr": T.macro_auc_pr(datasets["val"].slice_labels(), val_scores, weights),
+            "reloaded_val_auc_pr": T.macro_auc_pr(data.val.slice_labels(), val_scores, weights),
             "test_slices": int(len(reloaded_scores)),
             "test_films": int(reloaded_scores["movieId"].nunique()),
             "scores_in_unit_range": bool(((s_reloaded >= 0) & (s_reloaded <= 1)).all()),
             "max_abs_diff_trained_vs_reloaded": float(np.abs(s_trained - s_reloaded).max()),
             "scores_std": float(s_reloaded.std()),
-            "slice_depth": cfg.slice_depth,
+            "slice_depth": params.slice_depth,
             "seconds": round(time.perf_counter() - t0, 1),
         }
     result["test_ids"] = test_ids

@@ -7,15 +7,16 @@ runs in subprocesses with ``KERAS_BACKEND=jax`` and ``import tensorflow`` made t
 ``tests/backend_check.py``):
 
 * ``tests/backend_check.py`` trains ``cnn3d`` and ``cnn_lstm`` for two epochs on a tiny
-  synthetic frame store through ``lib.training``, saves, reloads and predicts;
+  synthetic frame store through their kinds and ``lib.train.fit``, saves, reloads and predicts;
 * ``notebooks/03_train.ipynb`` runs under papermill at its smoke-size defaults on a
-  synthetic frame store written by ``lib.loader.write_synthetic_corpus`` (the test makes
+  synthetic frame store written by ``lib.loaders.slices.write_synthetic_corpus`` (the test makes
   its own inputs: it does not depend on notebooks 01 and 02 having run).
 
 The two subprocesses start together (CI has two cores; most of their time is XLA
 compiling), and this process, on the default backend, reloads the models JAX saved.
 The last test runs the same check on PyTorch where torch is installed (not in CI).
 """
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib.paths import ROOT
+from lib.core.paths import ROOT
 
 TIMEOUT = 900  # seconds per subprocess; both take about a minute of CPU each on an idle machine
 CHECK = ROOT / "tests" / "backend_check.py"
@@ -73,7 +74,7 @@ def _finish(proc: subprocess.Popen, what: str) -> str:
 @pytest.fixture(scope="module")
 def jax_runs(tmp_path_factory):
     """Start the training check and the train notebook under JAX side by side; wait for both."""
-    from lib.loader import write_synthetic_corpus
+    from lib.loaders.slices import write_synthetic_corpus
 
     tmp = tmp_path_factory.mktemp("jax")
     env = jax_env(tmp)
@@ -83,10 +84,27 @@ def jax_runs(tmp_path_factory):
     run = dict(env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     check = subprocess.Popen([sys.executable, str(CHECK), str(check_out)], **run)
     notebook = subprocess.Popen(
-        [sys.executable, "-m", "papermill", str(NOTEBOOK), str(nb_dir / "03_train.ipynb"), "--no-progress-bar",
-         "-k", "python3", "--cwd", str(tmp),
-         "-p", "labels_csv", str(nb_dir / "labels.csv"), "-p", "store_dir", str(nb_dir / "store"),
-         "-p", "out_dir", str(nb_dir / "train")],
+        [
+            sys.executable,
+            "-m",
+            "papermill",
+            str(NOTEBOOK),
+            str(nb_dir / "03_train.ipynb"),
+            "--no-progress-bar",
+            "-k",
+            "python3",
+            "--cwd",
+            str(tmp),
+            "-p",
+            "labels_csv",
+            str(nb_dir / "labels.csv"),
+            "-p",
+            "store_dir",
+            str(nb_dir / "store"),
+            "-p",
+            "out_dir",
+            str(nb_dir / "train"),
+        ],
         **run,
     )
     try:
@@ -121,24 +139,28 @@ def test_a_model_saved_under_jax_predicts_the_same_here(jax_runs, model):
     in CI): a model trained on a lent GPU can be evaluated anywhere."""
     import keras
 
-    from lib.frame_store import FrameStore
-    from lib.predict import predict_slices
+    from lib.frames.store import FrameStore
+    from lib.models.info import ModelInfo
+    from lib.models.scoring import predict_slices
 
     out = jax_runs["check_out"]
-    info = json.loads((out / model / "model_info.json").read_text())
-    assert info["backend"] == "jax"
+    info = ModelInfo.read(out / model)
+    assert info.runtime["backend"] == "jax" and info.model == model
     reloaded = keras.saving.load_model(out / model / "model.keras")
-    scores = predict_slices(reloaded, FrameStore(out / "store"), jax_runs["check"]["test_ids"], info["slice_depth"], batch_size=8)
-    genres = info["genres"]
-    np.testing.assert_allclose(scores[genres].to_numpy(), np.load(out / model / "scores.npy"), atol=1e-5)
+    scores = predict_slices(
+        reloaded, FrameStore(out / "store"), jax_runs["check"]["test_ids"], info.settings["slice_depth"], batch_size=8
+    )
+    np.testing.assert_allclose(scores[info.genres].to_numpy(), np.load(out / model / "scores.npy"), atol=1e-5)
 
 
 def test_train_notebook_runs_under_jax_at_smoke_size(jax_runs):
+    from lib.models.info import ModelInfo
+
     train = jax_runs["nb_dir"] / "train"
-    info = json.loads((train / "model_info.json").read_text())
-    assert info["backend"] == "jax" and info["model"] == "cnn3d" and info["config"]["profile"] == "smoke"
+    info = ModelInfo.read(train)
+    assert info.runtime["backend"] == "jax" and info.model == "cnn3d" and info.profile == "smoke"
     history = pd.read_csv(train / "history.csv")
-    assert 1 <= len(history) <= info["config"]["epochs"] and np.isfinite(history["loss"]).all()
+    assert 1 <= len(history) <= info.settings["epochs"] and np.isfinite(history["loss"]).all()
     for name in ("model.keras", "curves.png", "dvclive/metrics.json"):
         assert (train / name).is_file(), name
     nb = json.loads((jax_runs["nb_dir"] / "03_train.ipynb").read_text())
@@ -154,8 +176,14 @@ def test_torch_backend_trains_saves_reloads_and_predicts(tmp_path):
     with the lock's packages and torch (see README, "Other Keras backends")."""
     pytest.importorskip("torch", reason="torch is not installed (not pinned: too big for CI)")
     env = {**jax_env(tmp_path), "KERAS_BACKEND": "torch"}
-    proc = subprocess.Popen([sys.executable, str(CHECK), str(tmp_path / "check")], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(CHECK), str(tmp_path / "check")],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     _finish(proc, "tests/backend_check.py under KERAS_BACKEND=torch")
     result = json.loads((tmp_path / "check" / "result.json").read_text())
     assert result["backend"] == "torch" and result["tensorflow_imported"] is False

@@ -1,6 +1,9 @@
-"""The comparison of every run and baseline: run folders, predict_run, tables, seed means, pairs, metrics.json."""
+"""The comparison of every run and baseline: run folders, loading a run through its kind,
+tables, seed means, pairs, metrics.json."""
+
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import keras
@@ -8,12 +11,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib import compare as C
-from lib import metrics as M
-from lib.computable_features import FEATURES
-from lib.genres import GENRES
-from lib.loader import write_synthetic_corpus
-from lib.predict import predict_films, predict_run
+from lib.core.genres import GENRES
+from lib.core.params import to_dict
+from lib.evaluate import compare as C
+from lib.evaluate.baselines import BASELINES, BaselineInputs, baseline_scores
+from lib.frames.features import FEATURES
+from lib.loaders.slices import write_synthetic_corpus
+from lib.models.info import ModelInfo
+from lib.models.kinds import get_kind, load_run
+from lib.models.scoring import predict_films
+from lib.scoring import metrics as M
 
 DEPTH, SIZE = 4, 16
 
@@ -23,11 +30,48 @@ def tiny_model(seed: int) -> keras.Model:
     inputs = keras.Input((DEPTH, SIZE, SIZE, 3), dtype="uint8")
     x = keras.layers.Rescaling(1 / 255)(inputs)
     x = keras.layers.GlobalAveragePooling3D()(x)
-    return keras.Model(inputs, keras.layers.Dense(len(GENRES), activation="sigmoid")(keras.layers.Dense(4, activation="tanh")(x)))
+    return keras.Model(
+        inputs, keras.layers.Dense(len(GENRES), activation="sigmoid")(keras.layers.Dense(4, activation="tanh")(x))
+    )
 
 
-def info(kind: str) -> dict:
-    return {"model": kind, "slice_depth": DEPTH, "size": SIZE, "genres": list(GENRES)}
+SLICES = {"slice_depth": DEPTH, "max_slices_per_film": None, "epochs": 1, "patience": 1}
+SECTIONS = {  # train.<kind> as a run records it in model_info.json
+    "cnn3d": {
+        "profile": "p",
+        "profiles": {
+            "p": {
+                "widths": [2],
+                "blocks": [1],
+                "first_stride": 1,
+                "dense": [],
+                "dropout": 0.0,
+                "lr": 1e-3,
+                "decay": 0.0,
+                "batch_size": 4,
+            }
+        },
+        **SLICES,
+    },
+    "cnn_lstm": {
+        "filters": [2],
+        "rnn": "lstm",
+        "units": 2,
+        "dense": [],
+        "dropout": 0.0,
+        "lr": 1e-3,
+        "decay": 0.0,
+        "batch_size": 4,
+        **SLICES,
+    },
+}
+
+
+def info(kind: str, seed: int) -> ModelInfo:
+    settings = to_dict(get_kind(kind).parse(SECTIONS[kind]))
+    return ModelInfo(
+        model=kind, genres=list(GENRES), frame_shape=[SIZE, SIZE, 3], frames=None, settings=settings, seed=seed
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +87,7 @@ def study(tmp_path_factory):
             tiny_model(k).save(run / "model.keras")
         else:
             (run / "model.keras").write_bytes(b"")
-        (run / "model_info.json").write_text(json.dumps(info(model)))
+        info(model, seed).write(run)
     return store, labels, train_dir, plan
 
 
@@ -60,23 +104,25 @@ def test_load_runs_finds_every_run_and_names_a_missing_one(study):
     _, _, train_dir, plan = study
     runs = C.load_runs(train_dir, plan)
     assert [r.name for r in runs] == ["cnn3d-seed1", "cnn3d-seed2", "cnn_lstm-seed1", "cnn_lstm-seed2"]
-    assert runs[2].model_name == "cnn_lstm" and runs[2].seed == 1 and runs[2].info["slice_depth"] == DEPTH
+    assert runs[2].model_name == "cnn_lstm" and runs[2].seed == 1 and runs[2].info == info("cnn_lstm", 1)
+    assert runs[2].info.settings["slice_depth"] == DEPTH
     with pytest.raises(FileNotFoundError, match=r"\['tsn-seed1'\].*cnn3d-seed1"):
         C.load_runs(train_dir, {"models": ["tsn"], "seeds": [1]})
 
 
-def test_predict_run_is_predict_films_for_slice_models_and_refuses_an_unknown_kind(study):
+def test_a_run_loads_through_its_kind_and_scores_as_predict_films(study):
     store, labels, train_dir, plan = study
     run = C.load_runs(train_dir, plan)[0]
-    model = run.load_model()
+    loaded = run.load()
+    assert loaded.kind is get_kind("cnn3d") and loaded.info is run.info
     ids = labels.loc[labels.split == "test", "movieId"].tolist()[::-1]
-    films, slices = predict_run(model, run.info, store, ids, how="max", batch_size=5)
-    expected, expected_slices = predict_films(model, store, ids, DEPTH, how="max")
+    films, slices = loaded.predict_films(store, ids, how="max", batch_size=5)
+    expected, expected_slices = predict_films(loaded.model, store, ids, DEPTH, how="max")
     assert list(films.index) == ids and list(films.columns) == ["n_slices", *GENRES]
     pd.testing.assert_frame_equal(films, expected)
     assert len(slices) == len(expected_slices) == films["n_slices"].sum()
     with pytest.raises(ValueError, match="unknown model kind 'mystery'"):
-        predict_run(model, {**run.info, "model": "mystery"}, store, ids)
+        load_run(run.path, dataclasses.replace(run.info, model="mystery"))
 
 
 def test_baselines_are_a_dict_scored_on_the_requested_films(study):
@@ -89,13 +135,13 @@ def test_baselines_are_a_dict_scored_on_the_requested_films(study):
     features = pd.DataFrame(rng.normal(size=(len(all_ids), len(FEATURES))), columns=list(FEATURES))
     features[FEATURES[0]] += 3 * labels[GENRES[0]].to_numpy()
     features.insert(0, "movieId", all_ids)
-    got = C.baseline_scores(C.BaselineInputs(store, ids, y_train, seed=0, features=features))
-    assert list(got) == list(C.BASELINES)
+    got = baseline_scores(BaselineInputs(store, ids, y_train, seed=0, features=features))
+    assert list(got) == list(BASELINES)
     # Without the features table that baseline is left out, not faked; asked for by name, it is an error.
-    without = C.baseline_scores(C.BaselineInputs(store, ids, y_train, seed=0))
-    assert list(without) == [n for n in C.BASELINES if n != "computable_features_lr"]
+    without = baseline_scores(BaselineInputs(store, ids, y_train, seed=0))
+    assert list(without) == [n for n in BASELINES if n != "computable_features_lr"]
     with pytest.raises(ValueError, match="needs BaselineInputs.features"):
-        C.baseline_scores(C.BaselineInputs(store, ids, y_train, seed=0), names=["computable_features_lr"])
+        baseline_scores(BaselineInputs(store, ids, y_train, seed=0), names=["computable_features_lr"])
     for name, by_split in got.items():
         assert by_split["test"].shape == (len(ids["test"]), len(GENRES)), name
     assert not np.allclose(got["random"]["val"][:3], got["random"]["test"][:3])
@@ -103,7 +149,10 @@ def test_baselines_are_a_dict_scored_on_the_requested_films(study):
 
 
 def summaries_for(runs, values):
-    return {r.name: {"mAP": v, "mAP_ci95_low": v - 0.1, "mAP_ci95_high": v + 0.1, "uAP": v / 2} for r, v in zip(runs, values)}
+    return {
+        r.name: {"mAP": v, "mAP_ci95_low": v - 0.1, "mAP_ci95_high": v + 0.1, "uAP": v / 2}
+        for r, v in zip(runs, values)
+    }
 
 
 def test_seed_aggregate_is_mean_and_sample_std_over_seeds(study):

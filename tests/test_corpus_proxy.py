@@ -1,5 +1,6 @@
 """tools/corpus_proxy.py calibrates the demo corpus without video files; its pictures must be the
 ones the frames stage keeps from the real trailers, or its measurements mean nothing."""
+
 from __future__ import annotations
 
 import sys
@@ -7,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from lib import demo_corpus as dc
-from lib.extract import extract_trailer
-from lib.paths import ROOT
+from lib.core.paths import ROOT
+from lib.frames.extract import extract_trailer
+from lib.sources import demo_corpus as dc
 
 sys.path.insert(0, str(ROOT / "tools"))
 import corpus_proxy  # noqa: E402
@@ -30,7 +31,9 @@ def test_proxy_frames_match_the_frames_stage_on_the_encoded_trailers(corpus):
     out, rows = corpus
     for row in rows:
         proxy = corpus_proxy.kept_frames(row, CONFIG, STEP).astype(int)
-        real = extract_trailer(out / "trailers" / f"{row['youtubeId']}.mp4", step=STEP, min_seconds=None, max_seconds=None)
+        real = extract_trailer(
+            out / "trailers" / f"{row['youtubeId']}.mp4", step=STEP, min_seconds=None, max_seconds=None
+        )
         assert real.ok, real.reason
         assert proxy.shape == real.frames.shape, row["youtubeId"]
         # x264 at CRF 34 and two different resamplers leave a few grey levels of difference;

@@ -3,6 +3,7 @@
 A tiny corpus (30 films, trailers scaled to a tenth of their length) is generated once per
 module; the catalog statistics are checked on the full-size plan, which needs no video.
 """
+
 from __future__ import annotations
 
 import re
@@ -12,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib import demo_corpus as dc
-from lib.genres import GENRES, IGNORED_TAGS, NO_GENRE_TAG
+from lib.core.genres import GENRES, IGNORED_TAGS, NO_GENRE_TAG
+from lib.sources import demo_corpus as dc
 
 TINY = dc.DemoConfig(n_films=30, seed=7, duration_scale=0.1, jobs=2)
 FULL = dc.DemoConfig()
@@ -109,7 +110,10 @@ def test_youtube_rows_shared_missing_and_orphan(tiny, catalog):
 
 def test_broken_trailers(tiny):
     out, plan = tiny
-    path = {k: out / "trailers" / f"{_kind(plan, k)['youtubeId'].iloc[0]}.mp4" for k in (dc.EMPTY, dc.TRUNCATED, dc.UNREADABLE)}
+    path = {
+        k: out / "trailers" / f"{_kind(plan, k)['youtubeId'].iloc[0]}.mp4"
+        for k in (dc.EMPTY, dc.TRUNCATED, dc.UNREADABLE)
+    }
     assert path[dc.EMPTY].stat().st_size == 0
     assert decoded_frames(path[dc.UNREADABLE]) == 0
     claimed = claimed_duration(path[dc.TRUNCATED])
@@ -140,7 +144,9 @@ def test_same_seed_same_corpus(tiny, tmp_path):
     for name in ("movies.csv", "ml-youtube.csv"):
         assert (out / "movielens" / name).read_bytes() == (tmp_path / "again" / "movielens" / name).read_bytes()
     first = _kind(plan, dc.OK)["youtubeId"].iloc[0]
-    assert (out / "trailers" / f"{first}.mp4").read_bytes() == (tmp_path / "again" / "trailers" / f"{first}.mp4").read_bytes()
+    assert (out / "trailers" / f"{first}.mp4").read_bytes() == (
+        tmp_path / "again" / "trailers" / f"{first}.mp4"
+    ).read_bytes()
     other = dc.catalog_csvs(dc.plan_corpus(dc.DemoConfig(n_films=30, seed=8)))
     assert other != dc.catalog_csvs(again)
 
@@ -157,7 +163,7 @@ def test_regenerating_replaces_the_directory(tmp_path):
 
 def test_full_catalog_has_the_movielens_skew(full_plan):
     films = full_plan[full_plan["in_movies"]]
-    share = {g: films["genre_list"].map(lambda gl: g in gl).mean() for g in GENRES}
+    share = {g: films["genre_list"].map(lambda gl, g=g: g in gl).mean() for g in GENRES}
     assert 0.40 <= share["Drama"] <= 0.60
     assert 0.25 <= share["Comedy"] <= 0.42
     assert share["Film-Noir"] == min(share.values()) and share["Film-Noir"] < 0.05
@@ -167,7 +173,7 @@ def test_full_catalog_has_the_movielens_skew(full_plan):
 def test_every_genre_keeps_films_after_rebalancing_and_pruning(full_plan):
     usable = full_plan[full_plan["kind"].isin([dc.OK]) & full_plan["in_movies"]]
     usable = usable[~usable["genres"].isin(["Drama", "Comedy|Drama", NO_GENRE_TAG])]
-    counts = {g: usable["genre_list"].map(lambda gl: g in gl).sum() for g in GENRES}
+    counts = {g: usable["genre_list"].map(lambda gl, g=g: g in gl).sum() for g in GENRES}
     assert min(counts.values()) >= 25, counts  # >= 5 in a 25% test split
 
 
@@ -189,7 +195,10 @@ def test_genre_tendencies_shot_length_motion_and_lighting_key():
     """Tendencies, not rules: the genres' means differ, their films overlap."""
     action, drama = _styles(["Action"]), _styles(["Drama"])
     horror, comedy = _styles(["Horror"]), _styles(["Comedy"])
-    mean = lambda styles, k: np.mean([getattr(s, k) for s in styles])
+
+    def mean(styles, k):
+        return np.mean([getattr(s, k) for s in styles])
+
     assert mean(action, "shot") < 0.75 * mean(drama, "shot")
     assert mean(action, "motion") > 2 * mean(drama, "motion")
     assert mean(horror, "key") < mean(comedy, "key") - 0.15
@@ -220,14 +229,15 @@ def test_timeline_has_logo_shots_title_black_frames_and_credits():
 
 def test_cut_rate_follows_the_genres():
     rng = np.random.default_rng(1)
+
     def shots_per_minute(genres):
         n = [sum(s.kind == "shot" for s in dc.film_shots(genres, 120, rng)) for _ in range(40)]
         return np.mean(n) / 2
+
     assert shots_per_minute(["Action", "Thriller"]) > 1.5 * shots_per_minute(["Drama", "Romance"])
 
 
 def test_studio_logo_is_shared_and_genre_free():
-    rng = np.random.default_rng(2)
     seeds = {}
     for i in range(60):  # films of two genres that open on the same studio's logo
         style = dc.film_style(["Horror"] if i % 2 else ["Comedy"], np.random.default_rng(i))
@@ -251,6 +261,8 @@ def test_genre_imagery_appears_anywhere_in_the_frame():
 
 def test_mean_colour_is_weakly_tied_to_genre():
     """Lighting key moves a film's mean brightness; the palette only leans."""
+
     def mean_brightness(genres):
         return np.mean([dc.render_pictures(genres, 30, seed=s).mean() for s in range(8)])
+
     assert mean_brightness(["Film-Noir", "Horror"]) < mean_brightness(["Comedy", "Children"])

@@ -1,10 +1,11 @@
-"""lib.download against a local HTTP server: every test starts and stops its own on 127.0.0.1.
+"""lib.sources.download against a local HTTP server: every test starts and stops its own on 127.0.0.1.
 
 The server plays both files.grouplens.org (zips in the MovieLens layout, with
 their .md5) and YouTube (direct mp4 URLs, which yt-dlp's generic extractor
 downloads), plus 404s, 429s, stalls and truncated bodies. Nothing touches the
 repository's data/ folder: every run writes under tmp_path.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,15 +26,16 @@ import imageio_ffmpeg
 import pandas as pd
 import pytest
 
-from lib import download
-from lib.paths import ROOT
+from lib.core.params import ParamsError
+from lib.core.paths import ROOT
+from lib.sources import download
 
 MOVIES = (
     "movieId,title,genres\n"
     "1,Toy Story (1995),Adventure|Animation|Children|Comedy|Fantasy\n"
     "2,Jumanji (1995),Adventure|Children|Fantasy\n"
     "3,Heat (1995),Action|Crime|Thriller\n"
-    "4,\"American President, The (1995)\",Comedy|Drama|Romance\n"
+    '4,"American President, The (1995)",Comedy|Drama|Romance\n'
     "5,Sabrina (1995),Comedy|Romance\n"
 )
 YOUTUBE = (
@@ -41,12 +43,13 @@ YOUTUBE = (
     "K26_sDKnvMU,1,Toy Story (1995)\n"
     "3LPANjHlPxo,2,Jumanji (1995)\n"
     "2GfZl4kuVNI,3,Heat (1995)\n"
-    "Q6tUhkNAQ-o,4,\"American President, The (1995)\"\n"
+    'Q6tUhkNAQ-o,4,"American President, The (1995)"\n'
     "xe8nrvEexwo,5,Sabrina (1995)\n"
 )
 
 
 # --------------------------------------------------------------------------- the local server
+
 
 @dataclass
 class Route:
@@ -90,7 +93,7 @@ class Site:
                         self.wfile.write(body)
                         return
                     for start in range(0, len(body), 512):
-                        self.wfile.write(body[start:start + 512])
+                        self.wfile.write(body[start : start + 512])
                         self.wfile.flush()
                         time.sleep(route.chunk_delay)
                 except (BrokenPipeError, ConnectionResetError):
@@ -103,7 +106,7 @@ class Site:
     def url(self, path: str = "") -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
 
-    def __enter__(self) -> "Site":
+    def __enter__(self) -> Site:
         self.thread.start()
         return self
 
@@ -126,9 +129,22 @@ def mp4s(tmp_path_factory) -> list[bytes]:
     bodies = []
     for i, colour in enumerate(("red", "green", "blue")):
         path = folder / f"{i}.mp4"
-        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi",
-                        "-i", f"color=c={colour}:size=32x32:rate=10:duration=1", "-pix_fmt", "yuv420p",
-                        str(path)], check=True)
+        subprocess.run(
+            [
+                imageio_ffmpeg.get_ffmpeg_exe(),
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                f"color=c={colour}:size=32x32:rate=10:duration=1",
+                "-pix_fmt",
+                "yuv420p",
+                str(path),
+            ],
+            check=True,
+        )
         bodies.append(path.read_bytes())
     assert len(set(bodies)) == 3
     return bodies
@@ -144,8 +160,10 @@ def zip_bytes(members: dict[str, str]) -> bytes:
 
 def serve_movielens(site: Site, *, movies_members=None, youtube_members=None, md5=None) -> list[str]:
     """Serve ml-20m.zip (with a BSD-style .md5, as GroupLens does) and ml-20m-youtube.zip (no .md5)."""
-    movies_zip = zip_bytes(movies_members or {"ml-20m/movies.csv": MOVIES, "ml-20m/ratings.csv": "userId\n1\n",
-                                              "ml-20m/README.txt": "readme"})
+    movies_zip = zip_bytes(
+        movies_members
+        or {"ml-20m/movies.csv": MOVIES, "ml-20m/ratings.csv": "userId\n1\n", "ml-20m/README.txt": "readme"}
+    )
     youtube_zip = zip_bytes(youtube_members or {"ml-20m-youtube/ml-youtube.csv": YOUTUBE})
     digest = md5 or hashlib.md5(movies_zip).hexdigest()
     site.routes["/ml-20m.zip"] = Route(movies_zip, content_type="application/zip")
@@ -155,9 +173,17 @@ def serve_movielens(site: Site, *, movies_members=None, youtube_members=None, md
 
 
 def common_flags(tmp_path: Path, site: Site, **overrides) -> list[str]:
-    flags = {"--out": str(tmp_path / "data"), "--params": str(tmp_path / "no-params.yaml"),
-             "--trailer-url": site.url("/v/{youtubeId}.mp4"), "--jobs": "3", "--pause": "0",
-             "--retries": "1", "--backoff": "0.05", "--socket-timeout": "1", "--stop-after-throttled": "0"}
+    flags = {
+        "--out": str(tmp_path / "data"),
+        "--params": str(tmp_path / "no-params.yaml"),
+        "--trailer-url": site.url("/v/{youtubeId}.mp4"),
+        "--jobs": "3",
+        "--pause": "0",
+        "--retries": "1",
+        "--backoff": "0.05",
+        "--socket-timeout": "1",
+        "--stop-after-throttled": "0",
+    }
     flags.update(overrides)
     return [x for kv in flags.items() for x in kv] + ["--no-progress"]
 
@@ -174,6 +200,7 @@ def no_partial_files(out: Path) -> bool:
 
 # --------------------------------------------------------------------------- MovieLens zips
 
+
 def test_zips_extract_into_the_movielens_layout_and_resume(site, tmp_path, capsys):
     flags = serve_movielens(site) + common_flags(tmp_path, site) + ["--no-trailers"]
     assert download.main(flags) == 0
@@ -181,7 +208,10 @@ def test_zips_extract_into_the_movielens_layout_and_resume(site, tmp_path, capsy
     assert (out / "movielens" / "movies.csv").read_text() == MOVIES
     assert (out / "movielens" / "ml-youtube.csv").read_text() == YOUTUBE
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
-        "download_sources.json", "movielens/ml-youtube.csv", "movielens/movies.csv"]  # no zip, no ratings
+        "download_sources.json",
+        "movielens/ml-youtube.csv",
+        "movielens/movies.csv",
+    ]  # no zip, no ratings
     sources = download._read_sources(out)
     assert sources["movielens/movies.csv"]["md5_verified"] is True
     assert sources["movielens/ml-youtube.csv"]["md5_verified"] is False  # no .md5 published for it
@@ -202,10 +232,13 @@ def test_md5_mismatch_fails_clearly_and_keeps_the_other_csv(site, tmp_path, caps
     assert no_partial_files(out)
 
 
-@pytest.mark.parametrize("members, message", [
-    ({"ml-20m/ratings.csv": "userId\n"}, "expected exactly one 'movies.csv'"),
-    ({"ml-20m/movies.csv": "id,name,tags\n1,x,y\n"}, "has header ['id', 'name', 'tags']"),
-])
+@pytest.mark.parametrize(
+    "members, message",
+    [
+        ({"ml-20m/ratings.csv": "userId\n"}, "expected exactly one 'movies.csv'"),
+        ({"ml-20m/movies.csv": "id,name,tags\n1,x,y\n"}, "has header ['id', 'name', 'tags']"),
+    ],
+)
 def test_bad_zip_member_or_header_is_a_clear_error(site, tmp_path, capsys, members, message):
     flags = serve_movielens(site, movies_members=members) + common_flags(tmp_path, site) + ["--no-trailers"]
     assert download.main(flags) == 1
@@ -230,6 +263,7 @@ def test_a_csv_not_fetched_by_the_command_is_never_overwritten(site, tmp_path, c
 
 # --------------------------------------------------------------------------- trailers
 
+
 def test_mixed_batch_writes_each_outcome_to_the_manifest(site, tmp_path, mp4s, capsys):
     out = tmp_path / "data"
     ids = ["okA", "okB", "slowOk", "gone", "stall", "cut", "busy"]
@@ -249,8 +283,15 @@ def test_mixed_batch_writes_each_outcome_to_the_manifest(site, tmp_path, mp4s, c
     assert list(manifest.reset_index().columns) == download.MANIFEST_COLUMNS
     assert sorted(manifest.index) == sorted(ids)
     status = manifest["status"].to_dict()
-    assert status == {"okA": "ok", "okB": "ok", "slowOk": "ok", "gone": "unavailable",
-                      "stall": "error", "cut": "error", "busy": "throttled"}
+    assert status == {
+        "okA": "ok",
+        "okB": "ok",
+        "slowOk": "ok",
+        "gone": "unavailable",
+        "stall": "error",
+        "cut": "error",
+        "busy": "throttled",
+    }
     for yid, body in (("okA", mp4s[0]), ("okB", mp4s[1]), ("slowOk", mp4s[2])):
         assert (out / "trailers" / f"{yid}.mp4").read_bytes() == body
         assert manifest.loc[yid, "path"] == f"trailers/{yid}.mp4"
@@ -292,15 +333,27 @@ def test_an_interrupted_download_is_no_failure_and_leaves_no_partial_file(site, 
     flags = common_flags(tmp_path, site) + ["--no-movielens"]
     # Its own process group, signalled as a whole: what a terminal's Ctrl-C (or a job runner's SIGTERM) does.
     # Ctrl-C handled as in a terminal, even when pytest runs in a background job that ignores SIGINT.
-    as_in_a_terminal = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
-                        "runpy.run_module('lib.download', run_name='__main__', alter_sys=True)")
-    proc = subprocess.Popen([sys.executable, "-c", as_in_a_terminal, *flags], cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    as_in_a_terminal = (
+        "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "runpy.run_module('lib.sources.download', run_name='__main__', alter_sys=True)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", as_in_a_terminal, *flags],
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     staging = out / "trailers" / download.PARTIAL / "drip"
 
     def midway() -> bool:
-        return ((out / "trailers" / "fastA.mp4").exists() and (out / "trailers" / "fastB.mp4").exists()
-                and staging.is_dir() and any(p.stat().st_size > 0 for p in staging.iterdir()))
+        return (
+            (out / "trailers" / "fastA.mp4").exists()
+            and (out / "trailers" / "fastB.mp4").exists()
+            and staging.is_dir()
+            and any(p.stat().st_size > 0 for p in staging.iterdir())
+        )
 
     deadline = time.monotonic() + 90  # a loaded CI machine may take long to import yt-dlp
     while time.monotonic() < deadline and proc.poll() is None and not midway():
@@ -356,17 +409,24 @@ def test_a_run_of_throttled_answers_halts_the_batch(site, tmp_path):
 
 # --------------------------------------------------------------------------- pure helpers
 
-@pytest.mark.parametrize("message, status", [
-    ("ERROR: [youtube] abc: Sign in to confirm you\u2019re not a bot. Use --cookies-from-browser", "throttled"),
-    ("ERROR: [generic] x: Unable to download webpage: HTTP Error 429: Too Many Requests", "throttled"),
-    ("ERROR: [youtube] abc: Video unavailable. This content isn't available, try again later. "
-     "The current session has been rate-limited by YouTube for up to an hour.", "throttled"),
-    ("ERROR: [youtube] abc: Video unavailable. This video has been removed by the uploader", "unavailable"),
-    ("ERROR: [youtube] abc: Private video. Sign in if you've been granted access to this video", "unavailable"),
-    ("ERROR: [generic] x: Unable to download webpage: HTTP Error 404: Not Found", "unavailable"),
-    ("ERROR: [youtube] abc: Requested format is not available. Use --list-formats", "unavailable"),
-    ("ERROR: [generic] x: Read timed out. (read timeout=30.0)", "error"),
-])
+
+@pytest.mark.parametrize(
+    "message, status",
+    [
+        ("ERROR: [youtube] abc: Sign in to confirm you\u2019re not a bot. Use --cookies-from-browser", "throttled"),
+        ("ERROR: [generic] x: Unable to download webpage: HTTP Error 429: Too Many Requests", "throttled"),
+        (
+            "ERROR: [youtube] abc: Video unavailable. This content isn't available, try again later. "
+            "The current session has been rate-limited by YouTube for up to an hour.",
+            "throttled",
+        ),
+        ("ERROR: [youtube] abc: Video unavailable. This video has been removed by the uploader", "unavailable"),
+        ("ERROR: [youtube] abc: Private video. Sign in if you've been granted access to this video", "unavailable"),
+        ("ERROR: [generic] x: Unable to download webpage: HTTP Error 404: Not Found", "unavailable"),
+        ("ERROR: [youtube] abc: Requested format is not available. Use --list-formats", "unavailable"),
+        ("ERROR: [generic] x: Read timed out. (read timeout=30.0)", "error"),
+    ],
+)
 def test_failures_are_classified_by_their_message(message, status):
     got, reason = download.classify_failure(message)
     assert got == status
@@ -375,10 +435,12 @@ def test_failures_are_classified_by_their_message(message, status):
 
 def test_subsets_only_kept_per_genre_and_limit(tmp_path):
     (tmp_path / "movies.csv").write_text(MOVIES)
-    (tmp_path / "yt.csv").write_text(YOUTUBE.replace("xe8nrvEexwo", "xe8nrvEexwo/")  # cleaned as prepare does
-                                     + "K26_sDKnvMU,1,Toy Story again\n"  # a duplicate id
-                                     "https://youtu.be/K26_sDKnvMU,1,Toy Story as a URL\n"
-                                     "../../etc,9,Not an id\n")
+    (tmp_path / "yt.csv").write_text(
+        YOUTUBE.replace("xe8nrvEexwo", "xe8nrvEexwo/")  # cleaned as prepare does
+        + "K26_sDKnvMU,1,Toy Story again\n"  # a duplicate id
+        "https://youtu.be/K26_sDKnvMU,1,Toy Story as a URL\n"
+        "../../etc,9,Not an id\n"
+    )
     (tmp_path / "labels.csv").write_text("movieId,youtubeId\n3,2GfZl4kuVNI\n5,xe8nrvEexwo\n")
     yt, movies = tmp_path / "yt.csv", tmp_path / "movies.csv"
     every = ["K26_sDKnvMU", "3LPANjHlPxo", "2GfZl4kuVNI", "Q6tUhkNAQ-o", "xe8nrvEexwo"]
@@ -400,5 +462,10 @@ def test_settings_precedence(tmp_path):
     cfg = download.settings({"pause": 0.0, "retries": None}, params)
     assert (cfg["jobs"], cfg["pause"], cfg["retries"]) == (7, 0.0, download.DEFAULTS["retries"])
     params.write_text("download:\n  jobz: 7\n")
-    with pytest.raises(KeyError, match="jobz"):
+    with pytest.raises(ParamsError, match=r"params\.yaml: download: unknown key 'jobz'"):
         download.settings({}, params)
+    params.write_text("download:\n  jobs: seven\n")
+    with pytest.raises(ParamsError, match=r"download\.jobs: expected int, got str 'seven'"):
+        download.settings({}, params)
+    with pytest.raises(ParamsError, match=r"download\.trailer_url: must contain \{youtubeId\}"):
+        download.settings({"trailer_url": "https://example.org/watch"}, None)

@@ -1,4 +1,5 @@
 """The dependency list has one pinned source of truth, and nothing writes to $HOME."""
+
 from __future__ import annotations
 
 import os
@@ -13,7 +14,7 @@ from importlib import metadata
 import yaml
 from packaging.specifiers import SpecifierSet
 
-from lib.paths import ROOT
+from lib.core.paths import ROOT
 
 
 def _pins(path):
@@ -35,16 +36,23 @@ def test_direct_dependencies_are_pinned_identically_in_the_lock():
 
 def _supported_pythons() -> dict[str, SpecifierSet]:
     """The Python versions each entry point accepts, as version specifiers."""
-    make = re.search(r"SUPPORTED := \((\d+), (\d+), (\d+)\) <= sys\.version_info\[:3\] < \((\d+), (\d+)\)",
-                     (ROOT / "Makefile").read_text())
+    make = re.search(
+        r"SUPPORTED := \((\d+), (\d+), (\d+)\) <= sys\.version_info\[:3\] < \((\d+), (\d+)\)",
+        (ROOT / "Makefile").read_text(),
+    )
     assert make, "the Makefile's SUPPORTED range is not where this test looks for it"
     low, high = ".".join(make.groups()[:3]), ".".join(make.groups()[3:])
-    conda = [d for d in yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
-             if isinstance(d, str) and re.match(r"python\b", d)]
+    conda = [
+        d
+        for d in yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
+        if isinstance(d, str) and re.match(r"python\b", d)
+    ]
     assert len(conda) == 1, conda
     return {
         "Makefile": SpecifierSet(f">={low},<{high}"),
-        "pyproject.toml": SpecifierSet(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]),
+        "pyproject.toml": SpecifierSet(
+            tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+        ),
         "environment.yml": SpecifierSet(conda[0].removeprefix("python")),
     }
 
@@ -53,7 +61,9 @@ def test_make_pyproject_and_conda_accept_the_same_pythons():
     supported = _supported_pythons()
     assert len(set(supported.values())) == 1, f"the Python ranges disagree: {supported}"
     spec = supported["Makefile"]
-    accepted = [v for v in ("3.10.13", "3.11.2", "3.11.5", "3.11.7", "3.12.0", "3.13.0", "3.13.9", "3.14.0") if v in spec]
+    accepted = [
+        v for v in ("3.10.13", "3.11.2", "3.11.5", "3.11.7", "3.12.0", "3.13.0", "3.13.9", "3.14.0") if v in spec
+    ]
     assert accepted == ["3.11.5", "3.11.7", "3.12.0", "3.13.0", "3.13.9"]
     assert platform.python_version() in spec, "the tests run on an interpreter the project does not accept"
 

@@ -1,4 +1,5 @@
 """Saved single-parameter experiments compared with the study they vary, paired on the same films."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib import experiments as E
-from lib.genres import GENRES
+from lib.apps import experiments as E
+from lib.core.genres import GENRES
 
 N_FILMS = 60
 
@@ -18,7 +19,10 @@ def _labels(rng) -> pd.DataFrame:
     y[0] = 1  # every genre has a positive test film
     frame = pd.DataFrame(y, columns=list(GENRES))
     frame.insert(0, "movieId", np.arange(100, 100 + N_FILMS))
+    frame.insert(1, "youtubeId", [f"yt{i:04d}" for i in range(N_FILMS)])  # labels.csv's contract (lib.prepare.labels)
+    frame.insert(2, "title", [f"Film {i}" for i in range(N_FILMS)])
     frame["split"] = "test"
+    frame["copies"] = 1
     extra = frame.iloc[:5].assign(movieId=np.arange(5), split="train")  # not test: must not be saved
     return pd.concat([extra, frame], ignore_index=True)
 
@@ -56,7 +60,13 @@ def _save(tmp_path, name, labels, scores):
 def test_save_keeps_scores_test_labels_and_metrics(study):
     tmp_path, labels, y, noisy = study
     dest = _save(tmp_path, "default", labels, {"cnn3d-seed42": noisy, "tsn-seed42": noisy})
-    assert sorted(p.name for p in dest.iterdir()) == ["cnn3d-seed42", "metrics.json", "note.txt", "test_labels.csv", "tsn-seed42"]
+    assert sorted(p.name for p in dest.iterdir()) == [
+        "cnn3d-seed42",
+        "metrics.json",
+        "note.txt",
+        "test_labels.csv",
+        "tsn-seed42",
+    ]
     saved_labels, runs = E.load(dest)
     assert list(saved_labels.index) == list(range(100, 100 + N_FILMS))
     np.testing.assert_array_equal(saved_labels.to_numpy(), y)
@@ -69,8 +79,12 @@ def test_a_better_experiment_is_measurably_higher_and_an_identical_one_is_not(st
     better = _save(tmp_path, "better", labels, {"cnn3d-seed42": np.clip(noisy + 0.6 * y, 0, 2)})
     same = _save(tmp_path, "same", labels, {"cnn3d-seed42": noisy})
     added = _save(tmp_path, "added", labels, {"cnn3d-seed42": noisy, "cnn_lstm-seed42": 1 - noisy})
-    table = E.compare(base, {"better": better, "same": same, "added": added}, n_boot=200).set_index(["experiment", "run"])
-    paired = E.compare(base, {"added": added}, against={"cnn_lstm-seed42": "cnn3d-seed42"}, n_boot=200).set_index(["experiment", "run"])
+    table = E.compare(base, {"better": better, "same": same, "added": added}, n_boot=200).set_index(
+        ["experiment", "run"]
+    )
+    paired = E.compare(base, {"added": added}, against={"cnn_lstm-seed42": "cnn3d-seed42"}, n_boot=200).set_index(
+        ["experiment", "run"]
+    )
     assert paired.loc[("added", "cnn_lstm-seed42"), "against"] == "cnn3d-seed42"
     assert paired.loc[("added", "cnn_lstm-seed42"), "verdict"] == "lower", "1 - scores ranks the genres backwards"
     assert "(vs cnn3d-seed42) | lower |" in E.markdown(paired.reset_index())
@@ -78,7 +92,9 @@ def test_a_better_experiment_is_measurably_higher_and_an_identical_one_is_not(st
     assert table.loc[("better", "cnn3d-seed42"), "diff_low"] > 0
     assert table.loc[("same", "cnn3d-seed42"), "diff"] == 0
     assert table.loc[("same", "cnn3d-seed42"), "verdict"] == "no clear difference"
-    assert np.isnan(table.loc[("added", "cnn_lstm-seed42"), "diff"]), "a run the baseline lacks has nothing to pair with"
+    assert np.isnan(table.loc[("added", "cnn_lstm-seed42"), "diff"]), (
+        "a run the baseline lacks has nothing to pair with"
+    )
     row = table.loc[("default", "cnn3d-seed42")]
     assert row["low"] <= row["macro_ap"] <= row["high"] and row["n_films"] == N_FILMS
     assert table.loc[("same", "cnn3d-seed42"), "identical"] and not table.loc[("better", "cnn3d-seed42"), "identical"]

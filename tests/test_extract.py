@@ -1,4 +1,5 @@
 """extract_trailer on small clips made with the bundled ffmpeg: formats, outcomes, step and resize semantics."""
+
 from __future__ import annotations
 
 import os
@@ -11,9 +12,15 @@ import numpy as np
 import psutil
 import pytest
 
-from lib import extract
-from lib.extract import (
-    Interrupted, StopSwitch, expected_kept, extract_trailer, ffmpeg_exe, resize_frames, video_filter,
+from lib.frames import extract
+from lib.frames.extract import (
+    Interrupted,
+    StopSwitch,
+    expected_kept,
+    extract_trailer,
+    ffmpeg_exe,
+    resize_frames,
+    video_filter,
 )
 
 FPS = 24
@@ -45,13 +52,35 @@ FORMATS = {
     "avi_mpeg4": ("a.avi", [*src_args(), "-c:v", "mpeg4"], 48),
     # packed B-frames: the AVI stores frames without their own presentation timestamps
     "avi_mpeg4_packed_bframes": ("b.avi", [*src_args(), "-c:v", "mpeg4", "-bf", "2", "-vtag", "XVID"], 48),
-    "mkv_two_audio_tracks": ("a.mkv", [*src_args(), *sine(), *sine(freq=880), "-map", "0", "-map", "1", "-map", "2", *H264, "-c:a", "libvorbis"], 48),
+    "mkv_two_audio_tracks": (
+        "a.mkv",
+        [*src_args(), *sine(), *sine(freq=880), "-map", "0", "-map", "1", "-map", "2", *H264, "-c:a", "libvorbis"],
+        48,
+    ),
     "gif": ("a.gif", [*src_args(), "-c:v", "gif"], 48),
-    "mp4_odd_size": ("odd.mp4", [*src_args("97x55"), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv444p"], 48),
+    "mp4_odd_size": (
+        "odd.mp4",
+        [*src_args("97x55"), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv444p"],
+        48,
+    ),
     "mp4_non_square_pixels": ("sar.mp4", [*src_args(), "-vf", "setsar=4/3", *H264], 48),
     "mp4_no_audio": ("silent.mp4", [*src_args(), *H264, "-an"], 48),
     # variable frame rate: of every 10 frames at 30 fps only 3 survive in the first second
-    "mp4_vfr": ("vfr.mp4", ["-f", "lavfi", "-i", "testsrc=size=96x54:rate=30:duration=2", "-vf", r"select=lt(mod(n\,10)\,3)+gte(t\,1)", "-fps_mode", "vfr", *H264], 39),
+    "mp4_vfr": (
+        "vfr.mp4",
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=96x54:rate=30:duration=2",
+            "-vf",
+            r"select=lt(mod(n\,10)\,3)+gte(t\,1)",
+            "-fps_mode",
+            "vfr",
+            *H264,
+        ],
+        39,
+    ),
 }
 
 
@@ -77,18 +106,30 @@ def test_every_format_decodes_to_kept_frames(clips, name):
 
 
 def test_duration_bounds_apply_to_every_format(clips):
-    result = extract_trailer(clips["webm_vp9_odd_size"], step=STEP, min_seconds=1.0, max_seconds=3.0, size=32, resize="crop")
+    result = extract_trailer(
+        clips["webm_vp9_odd_size"], step=STEP, min_seconds=1.0, max_seconds=3.0, size=32, resize="crop"
+    )
     assert result.outcome == "ok" and result.frames.shape[1:] == (32, 32, 3)
 
 
 # --- which frames are kept -------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def ramp(tmp_path_factory):
     """Lossless clip whose frame n is grey level 5n: a kept frame tells its own number."""
     path = tmp_path_factory.mktemp("ramp") / "ramp.mkv"
-    ffmpeg("-f", "lavfi", "-i", f"color=black:size=32x32:rate={FPS}:duration=2",
-           "-vf", "format=gbrp,geq=r='5*N':g='5*N':b='5*N'", "-c:v", "ffv1", str(path))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"color=black:size=32x32:rate={FPS}:duration=2",
+        "-vf",
+        "format=gbrp,geq=r='5*N':g='5*N':b='5*N'",
+        "-c:v",
+        "ffv1",
+        str(path),
+    )
     return path
 
 
@@ -109,9 +150,19 @@ def test_step_in_seconds_keeps_the_first_frame_of_each_bin(ramp):
 def test_step_in_seconds_follows_time_on_variable_frame_rate(tmp_path):
     # Frames 0-2 at 0, 1/30, 2/30 s, then the rest from 1 s on: 1-second bins keep frame 0 and the frame at 1 s.
     path = tmp_path / "vfr_ramp.mkv"
-    ffmpeg("-f", "lavfi", "-i", "color=black:size=32x32:rate=30:duration=2",
-           "-vf", r"format=gbrp,geq=r='4*N':g='4*N':b='4*N',select=lt(n\,3)+gte(t\,1)", "-fps_mode", "vfr",
-           "-c:v", "ffv1", str(path))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=black:size=32x32:rate=30:duration=2",
+        "-vf",
+        r"format=gbrp,geq=r='4*N':g='4*N':b='4*N',select=lt(n\,3)+gte(t\,1)",
+        "-fps_mode",
+        "vfr",
+        "-c:v",
+        "ffv1",
+        str(path),
+    )
     by_time = extract_trailer(path, step=1, step_unit="seconds", size=8, **NO_BOUNDS)
     assert [int(round(f.mean() / 4)) for f in by_time.frames] == [0, 30]
     by_count = extract_trailer(path, step=3, size=8, **NO_BOUNDS)  # every 3rd delivered frame, whatever its time
@@ -120,16 +171,31 @@ def test_step_in_seconds_follows_time_on_variable_frame_rate(tmp_path):
 
 # --- resizing -----------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def boxed(tmp_path_factory):
     """Red frame with a green centre that is square as displayed: square pixels, and 2:1 pixels."""
     root = tmp_path_factory.mktemp("boxed")
     square, wide = root / "square.mkv", root / "wide_pixels.mkv"
-    ffmpeg("-f", "lavfi", "-i", "color=red:size=160x90:rate=24:duration=1,drawbox=x=35:y=0:w=90:h=90:color=green:t=fill",
-           "-c:v", "ffv1", str(square))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=red:size=160x90:rate=24:duration=1,drawbox=x=35:y=0:w=90:h=90:color=green:t=fill",
+        "-c:v",
+        "ffv1",
+        str(square),
+    )
     # 160x90 stored at SAR 2:1 shows as 320x90: its displayed centre square is 45 stored pixels wide
-    ffmpeg("-f", "lavfi", "-i", "color=red:size=160x90:rate=24:duration=1,drawbox=x=57:y=0:w=46:h=90:color=green:t=fill,setsar=2/1",
-           "-c:v", "ffv1", str(wide))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=red:size=160x90:rate=24:duration=1,drawbox=x=57:y=0:w=46:h=90:color=green:t=fill,setsar=2/1",
+        "-c:v",
+        "ffv1",
+        str(wide),
+    )
     return {"square": square, "wide_pixels": wide}
 
 
@@ -151,8 +217,11 @@ def test_resize_frames_matches_what_ffmpeg_produces(tmp_path):
     path = tmp_path / "gradients.mp4"
     gradient = "gradients=size=192x108:rate=24:duration=1:c0=0xd0402a:c1=0x2a70d0:x0=0:y0=0:x1=191:y1=107:seed=1"
     ffmpeg("-f", "lavfi", "-i", gradient, *H264, str(path))
-    raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"],
-                         check=True, capture_output=True).stdout
+    raw = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"],
+        check=True,
+        capture_output=True,
+    ).stdout
     full = np.frombuffer(raw, np.uint8).reshape(-1, 108, 192, 3)[::STEP]
     for mode in ("squash", "crop"):
         ours = extract_trailer(path, step=STEP, resize=mode, **NO_BOUNDS).frames
@@ -164,8 +233,11 @@ def test_resize_frames_matches_what_ffmpeg_produces(tmp_path):
 
 def test_resize_frames_takes_mixed_sizes_grey_and_alpha():
     rng = np.random.default_rng(0)
-    images = [rng.integers(0, 256, (50, 80, 3), dtype=np.uint8), rng.integers(0, 256, (30, 30), dtype=np.uint8),
-              rng.integers(0, 256, (64, 40, 4), dtype=np.uint8)]
+    images = [
+        rng.integers(0, 256, (50, 80, 3), dtype=np.uint8),
+        rng.integers(0, 256, (30, 30), dtype=np.uint8),
+        rng.integers(0, 256, (64, 40, 4), dtype=np.uint8),
+    ]
     out = resize_frames(images, 16, "squash")
     assert out.shape == (3, 16, 16, 3) and out.dtype == np.uint8
     assert (out[1, ..., 0] == out[1, ..., 1]).all(), "grey stays grey"
@@ -189,6 +261,7 @@ def test_filter_selects_before_scaling():
 
 
 # --- outcomes -------------------------------------------------------------------------------
+
 
 def test_missing(tmp_path):
     assert extract_trailer(tmp_path / "nope.mp4").outcome == "missing"
@@ -270,13 +343,16 @@ def test_a_hung_ffmpeg_is_stopped_and_reported(clips):
     assert result.outcome == "unreadable" and "timed out" in result.reason
 
 
-@pytest.mark.parametrize("bad", [dict(step=0), dict(step=2.5), dict(step_unit="minutes"), dict(resize="pad"), dict(size=0)])
+@pytest.mark.parametrize(
+    "bad", [dict(step=0), dict(step=2.5), dict(step_unit="minutes"), dict(resize="pad"), dict(size=0)]
+)
 def test_bad_settings_raise(clips, bad):
     with pytest.raises(ValueError):
         extract_trailer(clips["mp4_h264_aac"], **bad)
 
 
 # --- interruption: only a file's own fault may prune it ----------------------------------
+
 
 def _slow(monkeypatch):
     """ffmpeg reads its input in real time (-re), so a 2 s clip takes 2 s to decode: time to stop it midway."""
@@ -295,7 +371,7 @@ def _decode_in_thread(path, **kw):
     def run():
         try:
             box["result"] = extract_trailer(path, step=STEP, **NO_BOUNDS, **kw)
-        except BaseException as exc:  # noqa: BLE001: handed to the test
+        except BaseException as exc:  # handed to the test
             box["error"] = exc
 
     thread = threading.Thread(target=run)

@@ -1,4 +1,5 @@
 """The frames stage over a tiny catalog: manifest, store, reconciliation, resumption, atomicity."""
+
 from __future__ import annotations
 
 import signal
@@ -10,19 +11,38 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import lib.frame_store as frame_store
-import lib.frames_stage as stage
-from lib.extract import extract_trailer, ffmpeg_exe
-from lib.frame_store import FrameStore
-from lib.paths import ROOT
+import lib.frames.stage as stage
+import lib.frames.store as frame_store
+from lib.core.ffmpeg import ffmpeg_exe
+from lib.core.params import FrameSettings
+from lib.core.paths import ROOT
+from lib.frames.extract import extract_trailer
+from lib.frames.store import FrameStore
+from lib.prepare.labels import read_labels
 
 SETTINGS = dict(step=5, size=16, min_seconds=1.5, max_seconds=3.5)
+SETTING_NAMES = set(FrameSettings().as_dict())
 
 
 def make_clip(path, seconds: float, colour: str = "testsrc", movflags: str = "") -> None:
     source = "testsrc=size=64x36" if colour == "testsrc" else f"color={colour}:size=64x36"
-    cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", f"{source}:rate=24:duration={seconds}",
-           "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    cmd = [
+        ffmpeg_exe(),
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"{source}:rate=24:duration={seconds}",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+    ]
     if movflags:
         cmd += ["-movflags", movflags]
     subprocess.run([*cmd, str(path)], check=True)
@@ -43,19 +63,23 @@ def corpus(tmp_path_factory):
     (trailers / "cut.mp4").write_bytes(data[: len(data) // 3])
     (trailers / "full.mp4").unlink()
     (trailers / "okA.webm.part").write_bytes(b"half a download")  # must be ignored
-    labels = pd.DataFrame({
-        "movieId": [10, 11, 12, 13, 14, 15, 16, 17, 18],
-        "youtubeId": ["okA", "okB", "okC", "short", "long", "empty", "cut", "gone", "okB"],
-        "split": ["train", "train", "test", "val", "train", "train", "test", "val", "val"],
-    })
+    labels = pd.DataFrame(
+        {
+            "movieId": [10, 11, 12, 13, 14, 15, 16, 17, 18],
+            "youtubeId": ["okA", "okB", "okC", "short", "long", "empty", "cut", "gone", "okB"],
+            "split": ["train", "train", "test", "val", "train", "train", "test", "val", "val"],
+        }
+    )
     expected = ["ok", "ok", "ok", "too_short", "too_long", "unreadable", "partial", "missing", "ok"]
     return trailers, labels, expected
 
 
 def run(corpus, tmp_path, **kw):
+    """The stage with SETTINGS, any of them overridden by a keyword (``size=8``), like the other options."""
     trailers, labels, _ = corpus
-    return stage.run_frames_stage(labels, trailers, tmp_path / "out", tmp_path / "parts",
-                                  **{**SETTINGS, "n_jobs": 2, "progress": False, **kw})
+    settings = FrameSettings(**{**SETTINGS, **{k: v for k, v in kw.items() if k in SETTING_NAMES}})
+    options = {"n_jobs": 2, "progress": False, **{k: v for k, v in kw.items() if k not in SETTING_NAMES}}
+    return stage.run_frames_stage(labels, trailers, tmp_path / "out", tmp_path / "parts", settings, **options)
 
 
 def test_manifest_store_and_reconciliation(corpus, tmp_path):
@@ -75,6 +99,7 @@ def test_manifest_store_and_reconciliation(corpus, tmp_path):
     ok = manifest[manifest["outcome"] == "ok"]
     assert store.movie_ids.tolist() == ok["movieId"].tolist()
     assert store.frame_shape == (16, 16, 3)
+    assert store.settings == FrameSettings(**SETTINGS), "the store records the settings it was extracted with"
     assert store.frames.shape[0] == ok["frames_kept"].sum()
     for movie_id, youtube_id, kept in ok[["movieId", "youtubeId", "frames_kept"]].itertuples(index=False):
         direct = extract_trailer(trailers / f"{youtube_id}.mp4", **SETTINGS).frames
@@ -117,7 +142,8 @@ def test_interrupted_run_resumes_without_redoing_finished_trailers(corpus, tmp_p
 KILLED_MIDWAY = """
 import os, signal, sys
 import pandas as pd
-import lib.frames_stage as stage
+import lib.frames.stage as stage
+from lib.core.params import FrameSettings
 
 real, calls = stage.extract.extract_trailer, []
 
@@ -129,16 +155,27 @@ def dying(path, **kw):
 
 stage.extract.extract_trailer = dying
 labels = pd.read_csv(sys.argv[1], dtype={"youtubeId": str})
-stage.run_frames_stage(labels, sys.argv[2], sys.argv[3], sys.argv[4], n_jobs=1, progress=False,
-                       step=5, size=16, min_seconds=1.5, max_seconds=3.5)
+stage.run_frames_stage(labels, sys.argv[2], sys.argv[3], sys.argv[4],
+                       FrameSettings(step=5, size=16, min_seconds=1.5, max_seconds=3.5), n_jobs=1, progress=False)
 """
 
 
 def test_run_killed_midway_resumes_from_its_parts(corpus, tmp_path):
     trailers, labels, expected = corpus
     labels.to_csv(tmp_path / "labels.csv", index=False)
-    killed = subprocess.run([sys.executable, "-c", KILLED_MIDWAY, str(tmp_path / "labels.csv"), str(trailers),
-                             str(tmp_path / "out"), str(tmp_path / "parts")], cwd=ROOT, capture_output=True)
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            KILLED_MIDWAY,
+            str(tmp_path / "labels.csv"),
+            str(trailers),
+            str(tmp_path / "out"),
+            str(tmp_path / "parts"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
     assert len(list((tmp_path / "parts").glob("*/*.json"))) == 3
     result = run(corpus, tmp_path, n_jobs=1)
@@ -154,11 +191,15 @@ def test_damaged_stale_or_foreign_parts_are_redone(corpus, tmp_path, monkeypatch
     (part_dir / "okC.npy").write_bytes(b"garbage")
     (part_dir / ".okB.json.123.456.tmp").write_text("half")
     row = stage.json.loads((part_dir / "short.json").read_text())
-    (part_dir / "short.json").write_text(stage.json.dumps({**row, "source_size": row["source_size"] + 1}))  # file replaced since
+    (part_dir / "short.json").write_text(
+        stage.json.dumps({**row, "source_size": row["source_size"] + 1})
+    )  # file replaced since
 
     redone = []
     real = stage.extract.extract_trailer
-    monkeypatch.setattr(stage.extract, "extract_trailer", lambda path, **kw: redone.append(path and path.stem) or real(path, **kw))
+    monkeypatch.setattr(
+        stage.extract, "extract_trailer", lambda path, **kw: redone.append(path and path.stem) or real(path, **kw)
+    )
     result = run(corpus, tmp_path)
     assert sorted(redone) == ["okA", "okC", "short"]
     assert result.manifest["outcome"].tolist() == corpus[2]
@@ -169,7 +210,7 @@ def test_damaged_stale_or_foreign_parts_are_redone(corpus, tmp_path, monkeypatch
 
 
 def test_parts_made_by_other_extraction_code_are_not_reused(corpus, tmp_path, monkeypatch):
-    # Parts are keyed on the content of lib/extract.py: after a code change a resumed run extracts anew.
+    # Parts are keyed on the content of lib/frames/extract.py: after a code change a resumed run extracts anew.
     first = run(corpus, tmp_path, keep_parts=True)
     assert first.extracted == 8
     source = Path(stage.extract.__file__).read_bytes()
@@ -187,7 +228,7 @@ def test_parts_made_by_other_extraction_code_are_not_reused(corpus, tmp_path, mo
 
 
 def test_store_stays_consistent_when_consolidation_fails(corpus, tmp_path, monkeypatch):
-    original = frame_store._atomic_replace
+    original = frame_store.replace_synced
     first = run(corpus, tmp_path)
     store_dir = tmp_path / "out" / stage.STORE_DIR
     before = np.asarray(FrameStore(store_dir).frames).copy()
@@ -210,13 +251,14 @@ def test_store_stays_consistent_when_consolidation_fails(corpus, tmp_path, monke
             raise OSError("power cut")
         original(tmp, final)
 
-    monkeypatch.setattr(frame_store, "_atomic_replace", fail_at_index)
+    monkeypatch.setattr(frame_store, "replace_synced", fail_at_index)
     with pytest.raises(OSError):
         run(corpus, tmp_path, size=8)
     with pytest.raises(FileNotFoundError):
         FrameStore(store_dir)
     monkeypatch.undo()
-    assert run(corpus, tmp_path, size=8).store.frame_shape == (8, 8, 3)
+    rerun = run(corpus, tmp_path, size=8).store
+    assert rerun.frame_shape == (8, 8, 3) and rerun.settings == FrameSettings(**{**SETTINGS, "size": 8})
 
 
 def test_find_trailers_prefers_common_containers_and_skips_partial_downloads(tmp_path):
@@ -231,9 +273,15 @@ def test_labels_without_youtube_column_get_a_clear_error(tmp_path):
     bad = tmp_path / "labels.csv"
     bad.write_text("movieId,title\n1,Toy Story (1995)\n")
     with pytest.raises(ValueError, match="youtubeId"):
-        stage.read_labels(bad)
+        read_labels(bad)
     with pytest.raises(FileNotFoundError, match="prepare"):
-        stage.read_labels(tmp_path / "absent.csv")
+        read_labels(tmp_path / "absent.csv")
+    # a table handed over directly is checked the same way, before anything is decoded
+    with pytest.raises(ValueError, match="youtubeId"):
+        stage.run_frames_stage(
+            pd.DataFrame({"movieId": [1]}), tmp_path, tmp_path / "out", tmp_path / "parts", progress=False
+        )
+    assert not (tmp_path / "parts").exists()
 
 
 def test_n_jobs_zero_means_every_core():

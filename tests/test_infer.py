@@ -1,4 +1,6 @@
-"""The inference command on generated trailers, a folder of frames, a local URL, and bad input."""
+"""The inference command on generated trailers, a folder of frames, a local URL, bad input,
+and a model from the real train stage trained at another frame step than the paper's."""
+
 from __future__ import annotations
 
 import functools
@@ -15,13 +17,41 @@ import keras
 import numpy as np
 import pytest
 
-from lib.genres import GENRES
-from lib.infer import main
-from lib.paths import ROOT
+from lib.apps.infer import main
+from lib.core.genres import GENRES
+from lib.core.params import FrameSettings, to_dict
+from lib.core.paths import ROOT
+from lib.frames import extract
+from lib.models.info import ModelInfo
 
 DEPTH, SIZE, STEP = 3, 64, 10
+SLICE_SECTION = {
+    "profile": "tiny",
+    "profiles": {
+        "tiny": {
+            "widths": [4],
+            "blocks": [1],
+            "first_stride": 1,
+            "dense": [4],
+            "dropout": 0.0,
+            "lr": 1e-3,
+            "decay": 0.0,
+            "batch_size": 2,
+        }
+    },
+    "slice_depth": DEPTH,
+    "max_slices_per_film": None,
+    "epochs": 1,
+    "patience": 1,
+}
 
-extract = pytest.importorskip("lib.extract", reason="lib.extract (frames stage) not written yet")
+
+def write_info(folder, model: str, settings: dict) -> None:
+    """model_info.json as the train stage writes it (``ModelInfo``), for a model made here."""
+    frames = FrameSettings(step=STEP, size=SIZE, min_seconds=None, max_seconds=None)
+    ModelInfo(
+        model=model, genres=list(GENRES), frame_shape=[SIZE, SIZE, 3], frames=frames, settings=settings, seed=0
+    ).write(folder)
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +64,8 @@ def model_path(tmp_path_factory):
     model = keras.Model(inputs, keras.layers.Dense(len(GENRES), activation="sigmoid")(x))
     folder = tmp_path_factory.mktemp("model")
     model.save(folder / "model.keras")
-    info = {"model": "tiny", "slice_depth": DEPTH, "size": SIZE, "genres": list(GENRES), "step": STEP, "step_unit": "frames", "resize": "squash"}
-    (folder / "model_info.json").write_text(json.dumps(info))
+    # a cnn3d run as far as prediction is concerned: slices of DEPTH frames, one sigmoid per genre
+    write_info(folder, "cnn3d", SLICE_SECTION)
     return folder / "model.keras"
 
 
@@ -44,8 +74,20 @@ def clip(tmp_path_factory):
     """A 2 s, 25 fps test pattern: 50 frames, every 10th kept -> 5 frames -> 2 slices of 3."""
     path = tmp_path_factory.mktemp("video") / "clip.mp4"
     subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc=duration=2:size=96x64:rate=25",
-         "-pix_fmt", "yuv420p", "-c:v", "libx264", str(path)],
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=duration=2:size=96x64:rate=25",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            str(path),
+        ],
         check=True,
     )
     return path
@@ -89,14 +131,18 @@ def test_video_file_report_uses_the_pipeline_path(model_path, clip, capsys):
     assert set(scores) == set(GENRES)
     assert list(scores.values()) == sorted(scores.values(), reverse=True)
     # The same extraction, slicing and mean as the pipeline, computed here directly.
-    from lib.slicing import slice_film
+    from lib.loaders.slicing import slice_film
 
-    frames = extract.extract_trailer(clip, step=STEP, step_unit="frames", size=SIZE, resize="squash", min_seconds=None, max_seconds=None).frames
+    frames = extract.extract_trailer(
+        clip, step=STEP, step_unit="frames", size=SIZE, resize="squash", min_seconds=None, max_seconds=None
+    ).frames
     expected = keras.saving.load_model(model_path).predict(slice_film(frames, DEPTH), verbose=0).mean(axis=0)
     for g, value in zip(GENRES, expected):
         assert scores[g] == pytest.approx(value, abs=6e-4)
     confident = re.search(r"^confident \(> 0.7\): (.*)$", out, re.M)[1]
-    assert confident == (", ".join(g for g in sorted(scores, key=scores.get, reverse=True) if scores[g] > 0.7) or "(none)")
+    assert confident == (
+        ", ".join(g for g in sorted(scores, key=scores.get, reverse=True) if scores[g] > 0.7) or "(none)"
+    )
 
 
 def test_folder_of_frames(model_path, tmp_path, capsys):
@@ -150,32 +196,160 @@ def test_missing_model(clip, tmp_path, capsys):
 
 def test_command_line_exit_status_without_traceback(model_path, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "lib.infer", str(model_path), str(tmp_path / "missing.mp4")],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        [sys.executable, "-m", "lib.apps.infer", str(model_path), str(tmp_path / "missing.mp4")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
     )
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines() == [f"trailer-genres: error: trailer not found: {tmp_path / 'missing.mp4'}"]
+    assert result.stderr.strip().splitlines() == [
+        f"trailer-genres: error: trailer not found: {tmp_path / 'missing.mp4'}"
+    ]
     assert str(ROOT) not in result.stdout
 
 
 def test_whole_trailer_tsn_model(clip, tmp_path, capsys):
     """A tsn model scores the trailer once, from the centred frame of each segment."""
-    from lib import tsn
+    from lib.core.params import TsnParams, parse
+    from lib.loaders.segments import film_inputs
+    from lib.models import tsn
 
     keras.utils.set_random_seed(0)
-    params = {"n_segments": 8, "pooling": "attention", "encoder": "scratch", "frozen": True, "scratch_filters": [4],
-              "dim": 8, "heads": 2, "layers": 1, "dense": [8], "dropout": 0.0}
-    model = tsn.build_tsn(params, (SIZE, SIZE, 3))
+    section = {
+        "n_segments": 8,
+        "pooling": "attention",
+        "encoder": "scratch",
+        "frozen": True,
+        "scratch_filters": [4],
+        "dim": 8,
+        "heads": 2,
+        "layers": 1,
+        "dense": [8],
+        "dropout": 0.0,
+        "lr": 1e-3,
+        "batch_size": 2,
+        "epochs": 1,
+        "patience": 1,
+        "embed_batch_size": 8,
+    }
+    model = tsn.build_tsn(parse(TsnParams, section, "train.tsn"), (SIZE, SIZE, 3))
     model.save(tmp_path / "model.keras")
-    info = {"model": "tsn", "slice_depth": DEPTH, "size": SIZE, "genres": list(GENRES), "step": STEP, "step_unit": "frames",
-            "resize": "squash", "tsn": {"n_segments": 8, "encoder": "scratch", "frozen": False}}
-    (tmp_path / "model_info.json").write_text(json.dumps(info))
-    assert main([str(tmp_path / "model.keras"), str(clip)]) == 0
+    write_info(tmp_path, "tsn", section)
+    assert main([str(tmp_path), str(clip)]) == 0  # a run folder is accepted as the model
     out = capsys.readouterr().out
     assert "frames used: 5 of 5 kept frames, the centred one of each of 8 segments (3 padded and masked)" in out
     assert "per slice" not in out
-    frames = extract.extract_trailer(clip, step=STEP, step_unit="frames", size=SIZE, resize="squash", min_seconds=None, max_seconds=None).frames
-    expected = model.predict(tsn.film_inputs(frames, 8), verbose=0)[0]
+    frames = extract.extract_trailer(
+        clip, step=STEP, step_unit="frames", size=SIZE, resize="squash", min_seconds=None, max_seconds=None
+    ).frames
+    expected = model.predict(film_inputs(frames, 8), verbose=0)[0]
     scores = scores_in(out)
+    for g, value in zip(GENRES, expected):
+        assert scores[g] == pytest.approx(value, abs=6e-4)
+
+
+def test_a_model_info_the_train_stage_did_not_write_is_refused(model_path, clip, tmp_path, capsys):
+    (tmp_path / "model.keras").write_bytes(model_path.read_bytes())
+    (tmp_path / "model_info.json").write_text(json.dumps({"model": "cnn3d", "slice_depth": DEPTH, "size": SIZE}))
+    assert main([str(tmp_path / "model.keras"), str(clip)]) == 2
+    line = one_error_line(capsys)
+    assert "lacks" in line and "frames" in line and "retrain" in line
+
+
+def test_a_model_trained_at_step_25_is_scored_with_step_25(tmp_path):
+    """The real frames stage extracts at frames.step=25 and the real train notebook writes
+    model_info.json; the CLI then extracts a trailer exactly as training did (4 frames of a
+    100-frame trailer), not at params.yaml's or the paper's step 100 (1 frame)."""
+    import papermill as pm
+    import yaml
+
+    from lib.frames.stage import run_frames_stage
+    from lib.frames.store import FrameStore
+    from lib.prepare.labels import read_labels
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    trailers = tmp_path / "trailers"
+    trailers.mkdir()
+    rows = []
+    for k in range(12):  # 4 s at 25 fps: 100 frames each, a different pattern and hue per film
+        yid = f"film{k:02d}"
+        subprocess.run(
+            [
+                ffmpeg,
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=duration=4:size=48x32:rate=25",
+                "-vf",
+                f"hue=h={k * 30}",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:v",
+                "libx264",
+                str(trailers / f"{yid}.mp4"),
+            ],
+            check=True,
+        )
+        rows.append(
+            {
+                "movieId": k + 1,
+                "youtubeId": yid,
+                "title": f"Film {k}",
+                **{g: int(j % 6 == k % 6) for j, g in enumerate(GENRES)},
+                "split": ("train", "train", "val", "test")[k % 4],
+                "copies": 1,
+            }
+        )
+    labels_csv = tmp_path / "labels.csv"
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(labels_csv, index=False)
+    settings = FrameSettings(step=25, size=16, min_seconds=None, max_seconds=None)
+    run_frames_stage(
+        read_labels(labels_csv), trailers, tmp_path / "frames", tmp_path / "parts", settings, n_jobs=2, progress=False
+    )
+    store = FrameStore(tmp_path / "frames" / "store")
+    assert store.settings == settings and store.n_frames(1) == 4
+
+    train = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]
+    train["cnn3d"] = {**SLICE_SECTION, "slice_depth": 2, "epochs": 1}
+    run_dir = tmp_path / "run"
+    pm.execute_notebook(
+        str(ROOT / "notebooks" / "03_train.ipynb"),
+        str(tmp_path / "03_train.ipynb"),
+        parameters={
+            "train": train,
+            "model": "cnn3d",
+            "seed": 0,
+            "labels_csv": str(labels_csv),
+            "store_dir": str(store.directory),
+            "out_dir": str(run_dir),
+            "embed_dir": str(tmp_path / "embed"),
+        },
+        cwd=str(tmp_path),
+        progress_bar=False,
+        kernel_name="python3",
+    )
+    info = json.loads((run_dir / "model_info.json").read_text())
+    assert info["frames"] == to_dict(settings), "the train stage records the store's frame settings"
+
+    result = subprocess.run(
+        [sys.executable, "-m", "lib.apps.infer", str(run_dir), str(trailers / "film03.mp4")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "slices used: 2 of 2 frames from 4 kept frames" in result.stdout
+    # The same frames the store holds for that film, through the same model: the same scores.
+    model = keras.saving.load_model(run_dir / "model.keras")
+    from lib.loaders.slicing import slice_film
+
+    expected = model.predict(slice_film(np.asarray(store.film(4)), 2), verbose=0).mean(axis=0)
+    scores = scores_in(result.stdout)
     for g, value in zip(GENRES, expected):
         assert scores[g] == pytest.approx(value, abs=6e-4)

@@ -7,6 +7,7 @@ and ffmpeg processes are running, the whole group gets SIGINT (or SIGTERM, as a
 CI runner or scheduler sends it). The rerun must resume from the finished parts
 and write a store and manifest byte-identical to an uninterrupted run's.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,24 +22,26 @@ import pandas as pd
 import psutil
 import pytest
 
-from lib import frames_stage as stage
-from lib.paths import ROOT
+from lib.core.paths import ROOT
+from lib.frames import stage as stage
 
 TRAILERS = ROOT / "data" / "trailers"
 N_TRAILERS = 24
-SETTINGS = dict(step=100, step_unit="frames", size=32, resize="squash", min_seconds=40, max_seconds=200,
-                partial_below=0.9)
+SETTINGS = dict(
+    step=100, step_unit="frames", size=32, resize="squash", min_seconds=40, max_seconds=200, partial_below=0.9
+)
 
 STAGE = """
 import json, signal, sys
 # As a terminal starts it: a shell that runs pytest in the background hands down SIGINT ignored
 signal.signal(signal.SIGINT, signal.default_int_handler)
-import pandas as pd
-from lib.frames_stage import run_frames_stage
+from lib.core.params import FrameSettings
+from lib.frames.stage import run_frames_stage
+from lib.prepare.labels import read_labels
 
 labels, trailers, out, parts, settings = sys.argv[1:6]
-result = run_frames_stage(pd.read_csv(labels, dtype={"youtubeId": str}), trailers, out, parts, n_jobs=2,
-                          progress=False, **json.loads(settings))
+result = run_frames_stage(read_labels(labels), trailers, out, parts, FrameSettings(**json.loads(settings)), n_jobs=2,
+                          progress=False)
 print(json.dumps({"extracted": result.extracted, "resumed": result.resumed}))
 """
 
@@ -51,11 +54,18 @@ def _trailer_files() -> list[Path]:
 
 
 def _stage(tmp: Path, name: str, **popen) -> subprocess.Popen:
-    cmd = [sys.executable, "-c", STAGE, str(tmp / "labels.csv"), str(TRAILERS), str(tmp / name / "out"),
-           str(tmp / name / "parts"), json.dumps(SETTINGS)]
+    cmd = [
+        sys.executable,
+        "-c",
+        STAGE,
+        str(tmp / "labels.csv"),
+        str(TRAILERS),
+        str(tmp / name / "out"),
+        str(tmp / name / "parts"),
+        json.dumps(SETTINGS),
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            **popen)
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
 def _finish(proc: subprocess.Popen) -> dict:
@@ -90,7 +100,8 @@ def reference(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("interruption")
     files = _trailer_files()
     pd.DataFrame({"movieId": range(1, len(files) + 1), "youtubeId": [p.stem for p in files]}).to_csv(
-        tmp / "labels.csv", index=False)
+        tmp / "labels.csv", index=False
+    )
     counts = _finish(_stage(tmp, "reference"))
     assert counts == {"extracted": len(files), "resumed": 0}
     outputs = _outputs(tmp / "reference" / "out")
@@ -127,8 +138,12 @@ def test_interrupted_stage_resumes_to_the_same_bytes(reference, sig):
     truth = manifest.set_index("youtubeId")
     left = [json.loads(p.read_text()) for p in parts.glob("*/*.json")]
     assert len(left) >= 3
-    wrong = {r["youtubeId"]: (r["outcome"], r["reason"]) for r in left
-             if (r["outcome"], r["reason"] or "") != (truth.loc[r["youtubeId"], "outcome"], truth.loc[r["youtubeId"], "reason"])}
+    wrong = {
+        r["youtubeId"]: (r["outcome"], r["reason"])
+        for r in left
+        if (r["outcome"], r["reason"] or "")
+        != (truth.loc[r["youtubeId"], "outcome"], truth.loc[r["youtubeId"], "reason"])
+    }
     assert not wrong, f"parts recorded from decodes the interruption stopped: {wrong}"
 
     counts = _finish(_stage(tmp, name))
@@ -137,7 +152,7 @@ def test_interrupted_stage_resumes_to_the_same_bytes(reference, sig):
 
 
 def test_sigterm_raises_keyboard_interrupt_inside_the_block_only():
-    from lib.interrupt import terminate_as_interrupt
+    from lib.core.interrupt import terminate_as_interrupt
 
     before = signal.getsignal(signal.SIGTERM)
     assert before == signal.SIG_DFL
@@ -148,7 +163,7 @@ def test_sigterm_raises_keyboard_interrupt_inside_the_block_only():
 
 
 def test_an_ignored_sighup_stays_ignored_under_nohup():
-    from lib.interrupt import terminate_as_interrupt
+    from lib.core.interrupt import terminate_as_interrupt
 
     previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:

@@ -1,4 +1,5 @@
 """Join, one-hot, cleaning, rebalancing rules, counts that reconcile, and the whole stage at real scale."""
+
 from __future__ import annotations
 
 import copy
@@ -8,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib.genres import GENRES
-from lib.labels import (
+from lib.core.genres import GENRES
+from lib.core.params import ParamsError, PrepareParams, parse
+from lib.prepare.labels import (
     LABEL_COLUMNS,
     Ledger,
     Rule,
@@ -21,8 +23,8 @@ from lib.labels import (
     reconcile,
     write_prepared,
 )
-from lib.movielens import ML20M_FILMS, ML20M_TRAILERS, write_synthetic_catalog
-from lib.split import SPLITS
+from lib.prepare.movielens import ML20M_FILMS, ML20M_TRAILERS, write_synthetic_catalog
+from lib.prepare.split import SPLITS
 
 PAPER_RULES = [{"rule": "exact", "genres": ["Drama"]}, {"rule": "exact", "genres": ["Comedy", "Drama"]}]
 CFG = {
@@ -76,6 +78,11 @@ yt_98,998,Another Unknown
 """
 
 
+def prepare(movies, youtube, cfg):
+    """The prepare stage's computation on params.yaml's ``prepare`` section as a dict, parsed as the notebook does."""
+    return prepare_labels(movies, youtube, parse(PrepareParams, cfg, "prepare"))
+
+
 @pytest.fixture
 def catalog(tmp_path):
     movies, youtube = tmp_path / "movies.csv", tmp_path / "ml-youtube.csv"
@@ -105,7 +112,7 @@ def test_unknown_genre_names_are_reported_with_their_film_counts():
 
 
 def test_each_step_drops_exactly_the_films_it_should(catalog):
-    prepared = prepare_labels(*catalog, CFG)
+    prepared = prepare(*catalog, CFG)
     steps = steps_by_name(prepared)
     kept = set(prepared.labels["movieId"])
     assert steps["trailer rows read from ml-youtube.csv"]["remaining"] == 18
@@ -127,7 +134,7 @@ def test_each_step_drops_exactly_the_films_it_should(catalog):
 
 
 def test_labels_follow_the_contract_and_survive_a_round_trip(catalog, tmp_path):
-    prepared = prepare_labels(*catalog, CFG)
+    prepared = prepare(*catalog, CFG)
     paths = write_prepared(prepared, tmp_path / "out")
     labels = read_labels(paths["labels"])
     assert list(labels.columns) == LABEL_COLUMNS
@@ -142,15 +149,17 @@ def test_labels_follow_the_contract_and_survive_a_round_trip(catalog, tmp_path):
 
 
 def test_drop_all_policy_drops_both_films_sharing_a_trailer(catalog):
-    prepared = prepare_labels(*catalog, {**CFG, "duplicate_youtube": "drop_all"})
+    prepared = prepare(*catalog, {**CFG, "duplicate_youtube": "drop_all"})
     assert steps_by_name(prepared)["films sharing a youtubeId dropped (drop_all)"]["dropped"] == 2
     assert not {10, 11} & set(prepared.labels["movieId"])
     reconcile(prepared.counts, prepared.labels)
 
 
 def test_unknown_duplicate_policy_is_refused(catalog):
-    with pytest.raises(ValueError, match="duplicate_youtube"):
-        prepare_labels(*catalog, {**CFG, "duplicate_youtube": "merge"})
+    with pytest.raises(
+        ParamsError, match=r"prepare\.duplicate_youtube: expected one of \['keep_first', 'drop_all'\], got str 'merge'"
+    ):
+        parse(PrepareParams, {**CFG, "duplicate_youtube": "merge"}, "prepare")
 
 
 def test_unknown_genre_is_reported_or_stops_the_stage(catalog, tmp_path):
@@ -158,17 +167,17 @@ def test_unknown_genre_is_reported_or_stops_the_stage(catalog, tmp_path):
     movies.write_text(MOVIES + "17,Biography (1999),Biopic|Drama\n", encoding="utf-8")
     youtube.write_text(YOUTUBE + "yt_17,17,Biography\n", encoding="utf-8")
     with pytest.warns(UserWarning, match="Biopic"):
-        prepared = prepare_labels(movies, youtube, CFG)
+        prepared = prepare(movies, youtube, CFG)
     assert prepared.counts["unknown genres"] == {"Biopic": 1}
     assert 17 not in set(prepared.labels["movieId"])  # Biopic ignored: Drama alone, dropped by the paper's rule
     with pytest.raises(ValueError, match="Biopic"):
-        prepare_labels(movies, youtube, {**CFG, "unknown_genre": "error"})
+        prepare(movies, youtube, {**CFG, "unknown_genre": "error"})
 
 
 def test_rules_come_from_params_not_code(catalog):
-    none = prepare_labels(*catalog, {**CFG, "rebalance": []})
+    none = prepare(*catalog, {**CFG, "rebalance": []})
     assert {3, 4, 5} <= set(none.labels["movieId"])
-    docs = prepare_labels(*catalog, {**CFG, "rebalance": [{"rule": "having", "genres": ["Documentary"]}]})
+    docs = prepare(*catalog, {**CFG, "rebalance": [{"rule": "having", "genres": ["Documentary"]}]})
     assert 14 not in set(docs.labels["movieId"]) and len(docs.labels) == len(none.labels) - 1
     reconcile(docs.counts, docs.labels)
 
@@ -190,7 +199,7 @@ def test_fraction_rule_drops_that_share_of_matching_films_with_a_seed():
     ledger.start("films", len(films), "films")
     a = rebalance(films, rule, seed=1, ledger=ledger)
     assert ledger.steps[-1]["dropped"] == round(0.3 * n_drama) == len(films) - len(a)
-    assert (films["Comedy"].sum() == a["Comedy"].sum()), "only matching films are dropped"
+    assert films["Comedy"].sum() == a["Comedy"].sum(), "only matching films are dropped"
     b = rebalance(films, rule, seed=1, ledger=Ledger())
     c = rebalance(films, rule, seed=2, ledger=Ledger())
     assert a["movieId"].tolist() == b["movieId"].tolist()
@@ -214,12 +223,16 @@ def test_rules_are_validated_with_their_position():
 
 def test_missing_param_key_is_named(catalog):
     cfg = {k: v for k, v in CFG.items() if k != "oversample_max_copies"}
-    with pytest.raises(KeyError, match="oversample_max_copies"):
-        prepare_labels(*catalog, cfg)
+    with pytest.raises(ParamsError, match=r"prepare: missing key\(s\) \['oversample_max_copies'\]"):
+        parse(PrepareParams, cfg, "prepare")
+    with pytest.raises(ParamsError, match=r"prepare: unknown key 'oversample_max_copy'"):
+        parse(PrepareParams, {**cfg, "oversample_max_copy": 5}, "prepare")
+    with pytest.raises(ParamsError, match=r"prepare\.split: fractions must sum to 1"):
+        parse(PrepareParams, {**CFG, "split": {"train": 0.6, "val": 0.2, "test": 0.1}}, "prepare")
 
 
 def test_reconcile_catches_counts_that_do_not_add_up(catalog):
-    prepared = prepare_labels(*catalog, CFG)
+    prepared = prepare(*catalog, CFG)
     reconcile(prepared.counts, prepared.labels)
     for tamper in (
         lambda c: c["steps"][3].__setitem__("dropped", c["steps"][3]["dropped"] + 1),
@@ -239,13 +252,16 @@ def test_real_scale_catalog_is_labelled_split_and_counted_correctly(tmp_path):
     truth = write_synthetic_catalog(tmp_path, seed=5)
     assert truth.n_films == ML20M_FILMS and truth.n_trailer_rows == ML20M_TRAILERS + truth.unknown_movie_rows
     cfg = {**CFG, "split": {"train": 0.7, "val": 0.15, "test": 0.15}, "oversample_below": 0.05}
-    prepared = prepare_labels(truth.movies_csv, truth.youtube_csv, cfg)
+    prepared = prepare(truth.movies_csv, truth.youtube_csv, cfg)
     labels, steps = prepared.labels, steps_by_name(prepared)
     reconcile(prepared.counts, labels)
 
     assert prepared.counts["catalog"]["films in movies.csv"] == ML20M_FILMS
     assert steps["trailer rows of movies not in movies.csv dropped"]["dropped"] == truth.unknown_movie_rows
-    assert steps["films without any of the 18 genres dropped (no genres listed, IMAX only)"]["dropped"] == truth.no_genre_films_with_trailer
+    assert (
+        steps["films without any of the 18 genres dropped (no genres listed, IMAX only)"]["dropped"]
+        == truth.no_genre_films_with_trailer
+    )
     assert steps["films sharing a youtubeId dropped (keep_first)"]["dropped"] == truth.shared_youtube_films // 2
 
     y = labels[list(GENRES)].to_numpy()
@@ -266,11 +282,14 @@ def test_real_scale_catalog_is_labelled_split_and_counted_correctly(tmp_path):
 
 def test_youtube_ids_with_cruft_are_cleaned_counted_and_reconciled(catalog, tmp_path):
     movies, youtube = catalog
-    text = (YOUTUBE.replace("yt_01,1,", "yt_01/,1,").replace("yt_09,9,", "  yt_09 ,9,")
-            .replace("yt_12,12,", "https://www.youtube.com/watch?feature=share&v=ABCDEFGHIJK,12,")
-            .replace("yt_14,14,", "https://youtu.be/yt_14/more,14,"))  # cannot be cleaned: film 14 is dropped
+    text = (
+        YOUTUBE.replace("yt_01,1,", "yt_01/,1,")
+        .replace("yt_09,9,", "  yt_09 ,9,")
+        .replace("yt_12,12,", "https://www.youtube.com/watch?feature=share&v=ABCDEFGHIJK,12,")
+        .replace("yt_14,14,", "https://youtu.be/yt_14/more,14,")
+    )  # cannot be cleaned: film 14 is dropped
     youtube.write_text(text, encoding="utf-8")
-    prepared = prepare_labels(movies, youtube, CFG)
+    prepared = prepare(movies, youtube, CFG)
     paths = write_prepared(prepared, tmp_path / "out")
     counts = json.loads(paths["counts"].read_text(encoding="utf-8"))
     labels = read_labels(paths["labels"])
@@ -303,14 +322,19 @@ def test_cleaned_ids_on_a_catalog_built_like_movielens(tmp_path):
     table = pd.read_csv(truth.youtube_csv, dtype=str, keep_default_na=False)
     rng = np.random.default_rng(0)
     rows = rng.choice(len(table), size=40, replace=False)
-    kinds = ["{}/", " {} ", "https://www.youtube.com/watch?v={}&t=5", "http://m.youtube.com/watch?list=x&v={}",
-             "https://youtu.be/{}"]
+    kinds = [
+        "{}/",
+        " {} ",
+        "https://www.youtube.com/watch?v={}&t=5",
+        "http://m.youtube.com/watch?list=x&v={}",
+        "https://youtu.be/{}",
+    ]
     for i, row in enumerate(rows[:35]):
         table.loc[row, "youtubeId"] = kinds[i % len(kinds)].format(table.loc[row, "youtubeId"])
     for row in rows[35:]:
         table.loc[row, "youtubeId"] = "#NAME?"  # what a spreadsheet makes of an id starting with '-'
     table.to_csv(truth.youtube_csv, index=False)
-    clean = prepare_labels(truth.movies_csv, truth.youtube_csv, CFG)
+    clean = prepare(truth.movies_csv, truth.youtube_csv, CFG)
     reconcile(clean.counts, clean.labels)
     assert clean.counts["youtubeIds cleaned"]["rows"] == 35
     assert len(clean.counts["youtubeIds rejected"]) == 5

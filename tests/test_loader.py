@@ -1,4 +1,5 @@
-"""Slicing (lib.slicing) and the streaming loader (lib.loader) on small synthetic stores."""
+"""Slicing (lib.loaders.slicing) and the streaming loader (lib.loaders.slices) on small synthetic stores."""
+
 from __future__ import annotations
 
 import tracemalloc
@@ -7,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib.frame_store import FilmFrames, write_frame_store
-from lib.genres import GENRES
-from lib.loader import SliceDataset, films_of_split, make_split_datasets, write_synthetic_corpus
-from lib.slicing import gather_slices, n_slices, slice_film, slice_table
+from lib.core.genres import GENRES
+from lib.frames.store import FilmFrames, write_frame_store
+from lib.loaders.slices import SliceDataset, films_of_split, make_split_datasets, write_synthetic_corpus
+from lib.loaders.slicing import gather_slices, n_slices, slice_film, slice_table
 
 DEPTH = 4
 
@@ -83,7 +84,9 @@ def test_gather_slices_matches_slice_film_in_any_order():
 # -- the loader -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    store, labels = write_synthetic_corpus(tmp_path_factory.mktemp("store"), n_films=20, frames_per_film=(2, 15), size=8, seed=3)
+    store, labels = write_synthetic_corpus(
+        tmp_path_factory.mktemp("store"), n_films=20, frames_per_film=(2, 15), size=8, seed=3
+    )
     return store, labels
 
 
@@ -206,7 +209,9 @@ def test_split_selection_reports_films_without_frames(corpus):
 
 def test_split_datasets_table_reconciles(corpus):
     store, labels = corpus
-    datasets, table = make_split_datasets(store, labels, depth=DEPTH, batch_size=3, seed=0, splits=("train", "val", "test"))
+    datasets, table = make_split_datasets(
+        store, labels, depth=DEPTH, batch_size=3, seed=0, splits=("train", "val", "test")
+    )
     assert table.loc[:, "films listed"].tolist() == labels["split"].value_counts()[["train", "val", "test"]].tolist()
     assert datasets["train"].shuffle and datasets["train"].drop_remainder
     assert not datasets["val"].shuffle and not datasets["val"].drop_remainder

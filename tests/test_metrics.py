@@ -1,14 +1,15 @@
 """The evaluation metrics against hand-computed cases and scikit-learn, and the baselines."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from lib import metrics as M
-from lib.baselines import all_negative_scores, label_prior_scores, random_scores
-from lib.colour_baseline import MeanColourBaseline, film_mean_colours
-from lib.frame_store import FilmFrames, write_frame_store
+from lib.evaluate.baselines.colour import MeanColourBaseline, film_mean_colours
+from lib.frames.store import FilmFrames, write_frame_store
+from lib.scoring import metrics as M
+from lib.scoring.trivial import all_negative_scores, label_prior_scores, random_scores
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +116,7 @@ def test_thresholds_come_from_the_validation_split_only(data):
     scores = {"model": (s[:30], s[30:]), "flat": (np.full((30, 6), 0.3), np.full((30, 6), 0.7))}
     got = M.thresholds_from_validation(y_by_split, scores)
     assert set(got) == set(scores)
-    for name, (s_val, s_test) in scores.items():
+    for name, (s_val, _) in scores.items():
         np.testing.assert_array_equal(got[name], M.tune_thresholds(y[:30], s_val))
     # Tuning on test would have chosen other thresholds, so the test above can tell the two apart.
     assert not np.array_equal(got["model"], M.tune_thresholds(y[30:], s[30:]))
@@ -154,7 +155,10 @@ def test_bias_corrected_interval_is_centred_where_rare_genres_drop_out():
     estimate = M.macro_ap(y, s)
     plain = M.bootstrap_ci(y, s, n_boot=400, seed=0, method="percentile")
     low, high = M.bootstrap_ci(y, s, n_boot=400, seed=0)
-    position = lambda lo, hi: (estimate - lo) / (hi - lo)  # 0.5 = centred
+
+    def position(lo, hi):
+        return (estimate - lo) / (hi - lo)  # 0.5 = centred
+
     assert low <= estimate <= high
     assert abs(position(low, high) - 0.5) < abs(position(*plain) - 0.5)
     with pytest.raises(ValueError, match="method"):
@@ -174,9 +178,19 @@ def test_metrics_summary_keys_and_baseline_facts(data):
     n, g = y.shape
     thr = M.tune_thresholds(y, s)
     summary = M.metrics_summary(y, s, thr, n_boot=50, seed=0)
-    assert {"macro_ap", "micro_ap", "macro_roc_auc", "micro_f1_at_0.5", "macro_f1_tuned", "hamming_loss",
-            "subset_accuracy", "binary_accuracy_paper", "categorical_accuracy_keras",
-            "macro_ap_ci95_low", "macro_ap_ci95_high"} <= set(summary)
+    assert {
+        "macro_ap",
+        "micro_ap",
+        "macro_roc_auc",
+        "micro_f1_at_0.5",
+        "macro_f1_tuned",
+        "hamming_loss",
+        "subset_accuracy",
+        "binary_accuracy_paper",
+        "categorical_accuracy_keras",
+        "macro_ap_ci95_low",
+        "macro_ap_ci95_high",
+    } <= set(summary)
     neg = M.metrics_summary(y, all_negative_scores(n, g), n_boot=20)
     # All-negative: binary accuracy equals the share of negative labels, F1 is 0, AUC is chance.
     assert neg["binary_accuracy_paper"] == pytest.approx(1 - y.mean())
@@ -217,7 +231,7 @@ def test_colour_baseline_learns_a_colour_cue(tmp_path):
 def test_json_safe_turns_non_finite_floats_into_null_at_any_depth():
     import json
 
-    from lib.metrics import json_safe
+    from lib.scoring.metrics import json_safe
 
     out = json_safe({"a": float("nan"), "b": {"c": float("inf"), "d": 0.5}, "e": 3})
     assert out == {"a": None, "b": {"c": None, "d": 0.5}, "e": 3}
@@ -267,7 +281,9 @@ def test_peer_metrics_by_hand():
     assert trap["samples"] == pytest.approx(0.625)
     # All 8 labels pooled, ranked + - + + - + - +: gains paid at (P_here + P_before) / 2.
     p = [1, 1 / 2, 2 / 3, 3 / 4, 3 / 5, 4 / 6, 4 / 7, 5 / 8]
-    assert trap["micro"] == pytest.approx((1 + (p[2] + p[1]) / 2 + (p[3] + p[2]) / 2 + (p[5] + p[4]) / 2 + (p[7] + p[6]) / 2) / 5)
+    assert trap["micro"] == pytest.approx(
+        (1 + (p[2] + p[1]) / 2 + (p[3] + p[2]) / 2 + (p[5] + p[4]) / 2 + (p[7] + p[6]) / 2) / 5
+    )
     step = M.peer_ranking_metrics(PEER_Y, PEER_S, "step")
     assert step["macro"] == pytest.approx((0.75 + (1 / 3 + 1 / 3 + 0.25)) / 2)
     assert step["samples"] == pytest.approx(0.75)

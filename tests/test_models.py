@@ -1,19 +1,14 @@
 """The model builders: shapes and parameter counts worked out by hand from the layer shapes."""
+
 from __future__ import annotations
 
 import keras
 import numpy as np
 import pytest
 
-from lib.models import (
-    PAPER_DECAY,
-    PAPER_LR,
-    build_cnn3d,
-    build_cnn_lstm,
-    build_model,
-    count_params,
-    make_optimizer,
-)
+from lib.models.kinds import get_kind
+from lib.models.slice_models import PAPER_DECAY, PAPER_LR, build_cnn3d, build_cnn_lstm
+from lib.train.fit import count_params, make_optimizer
 
 
 def conv3d(c_in, c_out):
@@ -48,14 +43,30 @@ def test_paper_cnn3d_has_the_hand_counted_3_3_million_parameters():
     assert model.input_shape == (None, 10, 64, 64, 3) and model.input.dtype == "uint8"
     assert model.output_shape == (None, 18)
     assert model.get_layer("flatten").output.shape[1:] == (1024,)
-    assert [model.get_layer(f"block{b}_pool").output.shape[1:] for b in (1, 2, 3)] == [(5, 32, 32, 64), (2, 16, 16, 32), (1, 8, 8, 16)]
+    assert [model.get_layer(f"block{b}_pool").output.shape[1:] for b in (1, 2, 3)] == [
+        (5, 32, 32, 64),
+        (2, 16, 16, 32),
+        (1, 8, 8, 16),
+    ]
 
 
 def test_cnn3d_variant_count_and_dropout():
     # (4, 16, 16, 3) -conv 4-> pool (2, 8, 8) -conv 6-> pool (1, 4, 4) -conv 8-> pool: time stays 1 -> (1, 2, 2)
     model = build_cnn3d(input_shape=(4, 16, 16, 3), widths=[4, 6, 8], blocks=[1, 1, 1], dense=[16, 12], dropout=0.5)
     flat = 1 * 2 * 2 * 8
-    expected = conv3d(3, 4) + conv3d(4, 6) + conv3d(6, 8) + bn(4) + bn(6) + bn(8) + dense(flat, 16) + bn(16) + dense(16, 12) + bn(12) + dense(12, 18)
+    expected = (
+        conv3d(3, 4)
+        + conv3d(4, 6)
+        + conv3d(6, 8)
+        + bn(4)
+        + bn(6)
+        + bn(8)
+        + dense(flat, 16)
+        + bn(16)
+        + dense(16, 12)
+        + bn(12)
+        + dense(12, 18)
+    )
     assert count_params(model)["total"] == expected
     assert model.get_layer("block3_pool").output.shape[1:] == (1, 2, 2, 8)  # a pooled-out axis is never pooled to 0
     assert sum(isinstance(layer, keras.layers.Dropout) for layer in model.layers) == 2
@@ -86,17 +97,17 @@ def test_cnn_lstm_counts_for_lstm_and_gru():
 def test_models_take_uint8_slices_and_return_probabilities():
     x = np.random.default_rng(0).integers(0, 256, size=(3, 4, 16, 16, 3), dtype=np.uint8)
     for model in (
-        build_model("cnn3d", input_shape=(4, 16, 16, 3), widths=[2, 2], blocks=[1, 1], dense=[4]),
-        build_model("cnn_lstm", input_shape=(4, 16, 16, 3), filters=[2], units=4, dense=[4]),
+        build_cnn3d(input_shape=(4, 16, 16, 3), widths=[2, 2], blocks=[1, 1], dense=[4]),
+        build_cnn_lstm(input_shape=(4, 16, 16, 3), filters=[2], units=4, dense=[4]),
     ):
         assert model.get_layer("to_unit_range").scale == pytest.approx(1 / 255)
         p = keras.ops.convert_to_numpy(model(x, training=False))
         assert p.shape == (3, 18) and ((p > 0) & (p < 1)).all()
 
 
-def test_build_model_rejects_unknown_names():
-    with pytest.raises(ValueError, match="unknown model"):
-        build_model("resnet")
+def test_unknown_model_kinds_are_refused_by_name():
+    with pytest.raises(ValueError, match="unknown model kind 'resnet'"):
+        get_kind("resnet")
 
 
 def test_optimizer_reproduces_the_legacy_decay():

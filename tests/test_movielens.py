@@ -1,10 +1,18 @@
 """Reading movies.csv and ml-youtube.csv: good files read right, bad files fail with file, row and column named."""
+
 from __future__ import annotations
 
 import pytest
 
-from lib.movielens import (
-    SHORT_URL, TRAILING_SLASH, WATCH_URL, WHITESPACE, MovieLensError, clean_youtube_id, read_movies, read_youtube,
+from lib.prepare.movielens import (
+    SHORT_URL,
+    TRAILING_SLASH,
+    WATCH_URL,
+    WHITESPACE,
+    MovieLensError,
+    clean_youtube_id,
+    read_movies,
+    read_youtube,
 )
 
 MOVIES = (
@@ -13,11 +21,7 @@ MOVIES = (
     '2,"Amélie ""Le fabuleux destin"" (2001)",Comedy|Romance\n'
     "3,NA,Drama\n"
 )
-YOUTUBE = (
-    "youtubeId,movieId,title\n"
-    'K26_sDKnvMU,1,"Toy Story, The (1995)"\n'
-    "3LPANjHIPxo,2,Amélie (2001)\n"
-)
+YOUTUBE = 'youtubeId,movieId,title\nK26_sDKnvMU,1,"Toy Story, The (1995)"\n3LPANjHIPxo,2,Amélie (2001)\n'
 
 
 def write(tmp_path, name, content: str | bytes):
@@ -52,7 +56,9 @@ def test_windows_line_endings_leave_no_carriage_returns(tmp_path):
     assert any("CRLF" in n for n in read.notes)
 
 
-@pytest.mark.parametrize("content", [b"", b"\xef\xbb\xbf", b"\n\n  \r\n"], ids=["zero-bytes", "bom-only", "blank-lines"])
+@pytest.mark.parametrize(
+    "content", [b"", b"\xef\xbb\xbf", b"\n\n  \r\n"], ids=["zero-bytes", "bom-only", "blank-lines"]
+)
 def test_empty_file_is_a_clear_error(tmp_path, content):
     path = write(tmp_path, "movies.csv", content)
     with pytest.raises(MovieLensError, match=r"movies\.csv: the file is empty"):
@@ -139,64 +145,80 @@ def test_youtube_ids_that_look_numeric_stay_text(tmp_path):
 ID = "K26_sDKnvMU"
 
 
-@pytest.mark.parametrize("raw, how", [
-    (ID, []),
-    (f"  {ID}\t", [WHITESPACE]),
-    (f"{ID}/", [TRAILING_SLASH]),
-    (f" {ID}/ ", [WHITESPACE, TRAILING_SLASH]),
-    (f"https://www.youtube.com/watch?v={ID}", [WATCH_URL]),
-    (f"http://youtube.com/watch?v={ID}", [WATCH_URL]),
-    (f"https://m.youtube.com/watch?v={ID}&feature=youtu.be", [WATCH_URL]),
-    (f"https://www.youtube.com/watch?feature=player_embedded&v={ID}&t=30s", [WATCH_URL]),  # v= not first
-    (f"HTTPS://WWW.YouTube.com/watch/?v={ID}#t=1m", [WATCH_URL]),
-    (f"www.youtube.com/watch?v={ID}", [WATCH_URL]),  # pasted without its scheme
-    (f"https://youtu.be/{ID}", [SHORT_URL]),
-    (f"http://youtu.be/{ID}/?t=12", [SHORT_URL]),
-    (f"youtu.be/{ID}", [SHORT_URL]),
-    (f" https://youtu.be/{ID} ", [WHITESPACE, SHORT_URL]),
-])
+@pytest.mark.parametrize(
+    "raw, how",
+    [
+        (ID, []),
+        (f"  {ID}\t", [WHITESPACE]),
+        (f"{ID}/", [TRAILING_SLASH]),
+        (f" {ID}/ ", [WHITESPACE, TRAILING_SLASH]),
+        (f"https://www.youtube.com/watch?v={ID}", [WATCH_URL]),
+        (f"http://youtube.com/watch?v={ID}", [WATCH_URL]),
+        (f"https://m.youtube.com/watch?v={ID}&feature=youtu.be", [WATCH_URL]),
+        (f"https://www.youtube.com/watch?feature=player_embedded&v={ID}&t=30s", [WATCH_URL]),  # v= not first
+        (f"HTTPS://WWW.YouTube.com/watch/?v={ID}#t=1m", [WATCH_URL]),
+        (f"www.youtube.com/watch?v={ID}", [WATCH_URL]),  # pasted without its scheme
+        (f"https://youtu.be/{ID}", [SHORT_URL]),
+        (f"http://youtu.be/{ID}/?t=12", [SHORT_URL]),
+        (f"youtu.be/{ID}", [SHORT_URL]),
+        (f" https://youtu.be/{ID} ", [WHITESPACE, SHORT_URL]),
+    ],
+)
 def test_unambiguous_cruft_is_cleaned_into_the_id(raw, how):
     assert clean_youtube_id(raw) == (ID, how)
 
 
-@pytest.mark.parametrize("raw", [
-    "../../etc",
-    f"{ID}//x",
-    f"{ID} trailer",  # running text
-    f"{ID}?t=10",  # a query without a URL
-    f"https://www.youtube.com/watch?v={ID}&v=3LPANjHIPxo",  # two different ids: which one?
-    f"https://www.youtube.com/watch?v={ID}x",  # 12 characters
-    f"https://www.youtube.com/watch?v=",
-    f"https://www.youtube.com/watch?list=PL123",
-    f"https://www.youtube.com/embed/{ID}",  # another kind of page: not cleaned
-    f"https://vimeo.com/watch?v={ID}",  # another site
-    f"https://youtube.com.evil.example/watch?v={ID}",
-    f"https://youtu.be/{ID}/extra",
-    f"https://youtu.be:8080/{ID}",
-    f"ftp://youtu.be/{ID}",
-    f"https://user@youtu.be/{ID}",
-    "https://[::1/watch?v=K26_sDKnvMU",  # malformed host
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "../../etc",
+        f"{ID}//x",
+        f"{ID} trailer",  # running text
+        f"{ID}?t=10",  # a query without a URL
+        f"https://www.youtube.com/watch?v={ID}&v=3LPANjHIPxo",  # two different ids: which one?
+        f"https://www.youtube.com/watch?v={ID}x",  # 12 characters
+        "https://www.youtube.com/watch?v=",
+        "https://www.youtube.com/watch?list=PL123",
+        f"https://www.youtube.com/embed/{ID}",  # another kind of page: not cleaned
+        f"https://vimeo.com/watch?v={ID}",  # another site
+        f"https://youtube.com.evil.example/watch?v={ID}",
+        f"https://youtu.be/{ID}/extra",
+        f"https://youtu.be:8080/{ID}",
+        f"ftp://youtu.be/{ID}",
+        f"https://user@youtu.be/{ID}",
+        "https://[::1/watch?v=K26_sDKnvMU",  # malformed host
+    ],
+)
 def test_what_cannot_be_cleaned_is_refused(raw):
     assert clean_youtube_id(raw) == (None, [])
 
 
 def test_cleaned_ids_are_counted_and_listed_and_the_rest_rejected_by_row(tmp_path):
     extra = (
-        f"3LPANjHIPxo/,3,A (1990)\n"
-        f"\" https://www.youtube.com/watch?feature=related&v=xe8nrvEexwo \",4,B (1991)\n"
-        f"https://youtu.be/2GfZl4kuVNI,5,C (1992)\n"
-        f"https://www.youtube.com/user/someone,6,D (1993)\n"
-        f"  ,7,E (1994)\n"
+        "3LPANjHIPxo/,3,A (1990)\n"
+        '" https://www.youtube.com/watch?feature=related&v=xe8nrvEexwo ",4,B (1991)\n'
+        "https://youtu.be/2GfZl4kuVNI,5,C (1992)\n"
+        "https://www.youtube.com/user/someone,6,D (1993)\n"
+        "  ,7,E (1994)\n"
     )
     read = read_youtube(write(tmp_path, "ml-youtube.csv", YOUTUBE + extra))
     assert read.rows_read == 7
-    assert read.frame["youtubeId"].tolist() == ["K26_sDKnvMU", "3LPANjHIPxo", "3LPANjHIPxo", "xe8nrvEexwo", "2GfZl4kuVNI"]
+    assert read.frame["youtubeId"].tolist() == [
+        "K26_sDKnvMU",
+        "3LPANjHIPxo",
+        "3LPANjHIPxo",
+        "xe8nrvEexwo",
+        "2GfZl4kuVNI",
+    ]
     assert read.frame["movieId"].tolist() == [1, 2, 3, 4, 5]
     assert read.cleaned == [
         {"row": 4, "raw": "3LPANjHIPxo/", "youtubeId": "3LPANjHIPxo", "how": [TRAILING_SLASH]},
-        {"row": 5, "raw": " https://www.youtube.com/watch?feature=related&v=xe8nrvEexwo ", "youtubeId": "xe8nrvEexwo",
-         "how": [WHITESPACE, WATCH_URL]},
+        {
+            "row": 5,
+            "raw": " https://www.youtube.com/watch?feature=related&v=xe8nrvEexwo ",
+            "youtubeId": "xe8nrvEexwo",
+            "how": [WHITESPACE, WATCH_URL],
+        },
         {"row": 6, "raw": "https://youtu.be/2GfZl4kuVNI", "youtubeId": "2GfZl4kuVNI", "how": [SHORT_URL]},
     ]
     assert read.rejected == [{"row": 7, "raw": "https://www.youtube.com/user/someone"}]

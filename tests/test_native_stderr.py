@@ -1,4 +1,5 @@
 """TensorFlow's CUDA-probe lines stay out of the executed notebooks; real warnings and errors do not."""
+
 from __future__ import annotations
 
 import os
@@ -9,8 +10,8 @@ import nbformat
 import papermill
 import pytest
 
-from lib.native_stderr import is_probe_line
-from lib.paths import ROOT
+from lib.core.native_stderr import is_probe_line
+from lib.core.paths import ROOT
 
 # As they appear in an executed report on a machine without a GPU driver.
 PROBES = [
@@ -45,7 +46,7 @@ def test_other_lines_are_not(line):
 
 WRITER = """
 import os, sys, warnings
-from lib.native_stderr import filter_native_stderr
+from lib.core.native_stderr import filter_native_stderr
 probes = sys.argv[1].encode()
 with filter_native_stderr():
     os.write(2, probes + b"native: a real error\\n" + probes)
@@ -57,15 +58,21 @@ os.write(2, b"after the block\\n" + probes)
 
 def test_the_filter_drops_exactly_the_probe_lines_of_fd_2():
     probes = "".join(line + "\n" for line in PROBES)
-    result = subprocess.run([sys.executable, "-c", WRITER, probes], cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", WRITER, probes],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     assert "native: a real error" in lines and "python: to stderr" in lines
     assert any("UserWarning: python: a real warning" in line for line in lines)
     inside = lines[: lines.index("after the block")]
     assert not [line for line in inside if is_probe_line(line)], "a probe line got through inside the block"
-    assert lines[lines.index("after the block") + 1:] == PROBES, "outside the block nothing is filtered"
+    assert lines[lines.index("after the block") + 1 :] == PROBES, "outside the block nothing is filtered"
 
 
 def test_an_executed_notebook_shows_no_probe_line_but_every_real_warning(tmp_path, monkeypatch):
@@ -73,13 +80,14 @@ def test_an_executed_notebook_shows_no_probe_line_but_every_real_warning(tmp_pat
     monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)
     nb = nbformat.v4.new_notebook()
     nb.cells = [
-        nbformat.v4.new_code_cell("from lib.native_stderr import import_keras\n\nkeras = import_keras()"),
+        nbformat.v4.new_code_cell("from lib.core.native_stderr import import_keras\n\nkeras = import_keras()"),
         nbformat.v4.new_code_cell(
             "import os, sys, warnings\n"
             "x = keras.ops.sum(keras.ops.ones((2, 3)))\n"
             "warnings.warn('a real warning')\n"
             "print('a real message on stderr', file=sys.stderr)\n"
-            "os.write(2, b'a native error line\\n')"),
+            "os.write(2, b'a native error line\\n')"
+        ),
         # a probe-like line written long after the import (oneDNN's boolean fallback comes during training)
         nbformat.v4.new_code_cell(f"os.write(2, {(PROBES[-1] + chr(10)).encode()!r})"),
     ]

@@ -1,11 +1,12 @@
 """Source notebooks are committed without outputs and carry a `parameters` cell."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from lib.paths import ROOT
+from lib.core.paths import ROOT
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 

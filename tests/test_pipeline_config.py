@@ -4,6 +4,7 @@ papermill's `-f params.yaml` replaces a notebook's section dict whole, so a key 
 the smoke defaults have but params.yaml lacks (or the reverse) would silently change
 what `dvc repro` runs compared with what nbval tested.
 """
+
 from __future__ import annotations
 
 import ast
@@ -13,7 +14,7 @@ import re
 import pytest
 import yaml
 
-from lib.paths import ROOT
+from lib.core.paths import ROOT
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -44,7 +45,10 @@ def test_stages_run_in_pipeline_order():
     assert list(STAGES) == ["prepare", "frames", "embed", "train", "evaluate"]
     assert COMMAND_STAGES == {"embed"}
     assert [_notebook_of(STAGES[n]) for n in NOTEBOOK_STAGES] == [
-        "notebooks/01_prepare.ipynb", "notebooks/02_frames.ipynb", "notebooks/03_train.ipynb", "notebooks/04_evaluate.ipynb",
+        "notebooks/01_prepare.ipynb",
+        "notebooks/02_frames.ipynb",
+        "notebooks/03_train.ipynb",
+        "notebooks/04_evaluate.ipynb",
     ]
 
 
@@ -57,15 +61,22 @@ def test_stage_dependencies_exist_or_come_from_an_earlier_stage(name):
         made = any(dep == out or dep.startswith(out + "/") or out.startswith(dep + "/") for out in produced)
         assert exists or made, f"stage {name}: dependency {dep} neither exists nor is produced by a stage"
     if name in COMMAND_STAGES:
-        module = re.search(r"python -m (lib\.\w+)", STAGES[name]["cmd"]).group(1)
-        assert module.replace(".", "/") + ".py" in STAGES[name]["deps"], "a stage must depend on its own code"
+        module = re.search(r"python -m (lib\.[\w.]+)", STAGES[name]["cmd"]).group(1).replace(".", "/") + ".py"
+        assert any(module == d or module.startswith(d + "/") for d in STAGES[name]["deps"]), (
+            "a stage must depend on its own code"
+        )
     else:
         assert _notebook_of(STAGES[name]) in STAGES[name]["deps"], "a stage must depend on its own notebook"
 
 
+def _expand_matrix(key: str) -> list[str]:
+    """``train.${item.model}`` names one key per model of the study."""
+    return [key.replace("${item.model}", m) for m in PARAMS["study"]["models"]] if "${item.model}" in key else [key]
+
+
 @pytest.mark.parametrize("name", list(STAGES))
 def test_stage_params_name_keys_of_params_yaml(name):
-    for key in STAGES[name].get("params", []):
+    for key in (k for entry in STAGES[name].get("params", []) for k in _expand_matrix(entry)):
         node = PARAMS
         for part in key.split("."):
             assert isinstance(node, dict) and part in node, f"stage {name} tracks {key}, which params.yaml lacks"
@@ -90,13 +101,15 @@ def _parameters_cell_names(notebook: str) -> dict[str, object]:
 
 
 def test_train_is_a_matrix_over_the_study_and_writes_one_folder_per_run():
-    from lib.compare import run_name, study_runs
+    from lib.evaluate.compare import run_name, study_runs
 
     train = STAGES["train"]
     assert train["matrix"] == {"model": "${study.models}", "seed": "${study.seeds}"}
     assert study_runs(PARAMS["study"]), "params.yaml's study lists at least one model and one seed"
     folder = "outputs/train/${item.model}-seed${item.seed}"
-    assert run_name("MODEL", 7) == folder.rsplit("/", 1)[1].replace("${item.model}", "MODEL").replace("${item.seed}", "7")
+    assert run_name("MODEL", 7) == folder.rsplit("/", 1)[1].replace("${item.model}", "MODEL").replace(
+        "${item.seed}", "7"
+    )
     assert f"-p out_dir {folder}" in train["cmd"] and "-p model ${item.model} -p seed ${item.seed}" in train["cmd"]
     outs = [o if isinstance(o, str) else next(iter(o)) for o in train["outs"]]
     assert all(o.startswith(folder + "/") or "${item.model}-seed${item.seed}" in o for o in outs), outs
@@ -113,7 +126,7 @@ def test_evaluate_reads_every_run_and_the_study():
 
 
 def test_the_train_notebook_takes_the_run_and_its_smoke_folder_is_what_evaluate_reads():
-    from lib.compare import run_name
+    from lib.evaluate.compare import run_name
 
     train_nb = _parameters_cell_names("notebooks/03_train.ipynb")
     eval_nb = _parameters_cell_names("notebooks/04_evaluate.ipynb")
@@ -121,3 +134,20 @@ def test_the_train_notebook_takes_the_run_and_its_smoke_folder_is_what_evaluate_
     (model,), (seed,) = eval_nb["study"]["models"], eval_nb["study"]["seeds"]
     assert train_nb["out_dir"] == f"{eval_nb['train_dir']}/{run_name(model, seed)}"
     assert train_nb["train"]["model"] == model and train_nb["train"]["seed"] == seed
+
+
+def test_a_train_run_tracks_the_common_keys_and_its_own_model_section_only():
+    """A tsn setting must not retrain cnn3d: each run tracks train.<its model>, and the
+    common keys, never another model's section."""
+    tracked = STAGES["train"]["params"]
+    assert "train.${item.model}" in tracked
+    models = {k for k, v in PARAMS["train"].items() if isinstance(v, dict)}
+    assert models >= set(PARAMS["study"]["models"]), "every model of the study needs its train.<model> section"
+    assert not any(t.split(".")[1] in models for t in tracked if t != "train.${item.model}")
+
+
+def test_smoke_model_sections_have_the_keys_of_params_yaml():
+    smoke = _parameters_cell_dicts("notebooks/03_train.ipynb")["train"]
+    for model, section in PARAMS["train"].items():
+        if isinstance(section, dict):
+            assert set(smoke[model]) == set(section), f"train.{model}: smoke defaults and params.yaml differ"

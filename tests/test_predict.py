@@ -1,4 +1,5 @@
 """Slice predictions from the frame store, and slice-to-film aggregation."""
+
 from __future__ import annotations
 
 import keras
@@ -6,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib.frame_store import FilmFrames, write_frame_store
-from lib.genres import GENRES
-from lib.predict import aggregate_scores, film_scores, predict_films, predict_slices
-from lib.slicing import slice_film
+from lib.core.genres import GENRES
+from lib.frames.store import FilmFrames, write_frame_store
+from lib.loaders.slicing import slice_film
+from lib.models.scoring import aggregate_scores, film_scores, predict_films, predict_slices
 
 DEPTH = 4
 
@@ -37,9 +38,9 @@ def test_slices_match_the_inference_slicing(setup):
     store, model, lengths = setup
     slices = predict_slices(model, store, [11, 12, 13, 14], DEPTH, batch_size=3)
     assert list(slices.groupby("movieId", sort=False).size()) == [3, 1, 1, 2]
-    assert list(slices.columns[-len(GENRES):]) == list(GENRES)
+    assert list(slices.columns[-len(GENRES) :]) == list(GENRES)
     for movie_id in lengths:
-        # The store path and the single-trailer path (lib.infer) must score the same slices.
+        # The store path and the single-trailer path (lib.apps.infer) must score the same slices.
         expected = model.predict(slice_film(np.asarray(store.film(movie_id)), DEPTH), verbose=0)
         got = slices.loc[slices.movieId == movie_id, list(GENRES)].to_numpy()
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
@@ -57,7 +58,10 @@ def test_predict_films_keeps_the_requested_order(setup):
     films, slices = predict_films(model, store, [14, 11, 13], DEPTH, how="mean")
     assert list(films.index) == [14, 11, 13]
     assert list(films["n_slices"]) == [2, 3, 1]
-    np.testing.assert_allclose(films.loc[11, list(GENRES)].to_numpy(dtype=float), slices.loc[slices.movieId == 11, list(GENRES)].mean().to_numpy())
+    np.testing.assert_allclose(
+        films.loc[11, list(GENRES)].to_numpy(dtype=float),
+        slices.loc[slices.movieId == 11, list(GENRES)].mean().to_numpy(),
+    )
 
 
 def test_missing_film_is_named(setup):
@@ -83,5 +87,8 @@ def test_film_scores_agree_with_aggregate_scores(how):
     slices.insert(0, "movieId", [5, 5, 5, 6, 7, 7, 7])
     films = film_scores(slices, how, top_k=2, genres=["A", "B"])
     for movie_id, group in slices.groupby("movieId"):
-        np.testing.assert_allclose(films.loc[movie_id, ["A", "B"]].to_numpy(dtype=float), aggregate_scores(group[["A", "B"]].to_numpy(), how, 2))
+        np.testing.assert_allclose(
+            films.loc[movie_id, ["A", "B"]].to_numpy(dtype=float),
+            aggregate_scores(group[["A", "B"]].to_numpy(), how, 2),
+        )
     assert list(films["n_slices"]) == [3, 1, 3]

@@ -6,6 +6,7 @@ what the format is. The conversion is verified the only way that counts: the con
 network must recognise scikit-image's cat and coffee photos, with class names from
 keras-hub, on TensorFlow and (in a subprocess) on JAX.
 """
+
 from __future__ import annotations
 
 import collections
@@ -21,8 +22,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from lib import torch_legacy
-from lib.paths import ROOT
+from lib.core.paths import ROOT
+from lib.encoders import torch_legacy
 
 # --- hand-built legacy files -------------------------------------------------------------
 
@@ -49,22 +50,39 @@ def _tensor(key, storage_type, numel, offset, size, stride, view=None) -> bytes:
     view_md = _tuple(_str(view[0]), _int(view[1]), _int(view[2])) if view else pickle.NONE
     pid = _tuple(_str("storage"), _global("torch", storage_type), _str(key), _str("cpu"), _int(numel), view_md)
     hooks = _global("collections", "OrderedDict") + pickle.EMPTY_TUPLE + pickle.REDUCE
-    args = _tuple(pid + pickle.BINPERSID, _int(offset), _tuple(*map(_int, size)), _tuple(*map(_int, stride)),
-                  pickle.NEWFALSE, hooks)
+    args = _tuple(
+        pid + pickle.BINPERSID,
+        _int(offset),
+        _tuple(*map(_int, size)),
+        _tuple(*map(_int, stride)),
+        pickle.NEWFALSE,
+        hooks,
+    )
     return _global("torch._utils", "_rebuild_tensor_v2") + args + pickle.REDUCE
 
 
 def _state_dict_pickle(items: dict[str, bytes]) -> bytes:
     body = b"".join(_str(k) + v for k, v in items.items())
-    return (pickle.PROTO + b"\x02" + _global("collections", "OrderedDict") + pickle.EMPTY_TUPLE + pickle.REDUCE
-            + pickle.MARK + body + pickle.SETITEMS + pickle.STOP)
+    return (
+        pickle.PROTO
+        + b"\x02"
+        + _global("collections", "OrderedDict")
+        + pickle.EMPTY_TUPLE
+        + pickle.REDUCE
+        + pickle.MARK
+        + body
+        + pickle.SETITEMS
+        + pickle.STOP
+    )
 
 
 def _legacy_file(obj_pickle: bytes, storages: dict[str, np.ndarray], little_endian=True, magic=None) -> bytes:
     out = io.BytesIO()
-    for header in (magic if magic is not None else torch_legacy.MAGIC_NUMBER, torch_legacy.PROTOCOL_VERSION,
-                   {"protocol_version": 1001, "little_endian": little_endian,
-                    "type_sizes": {"short": 2, "int": 4, "long": 8}}):
+    for header in (
+        magic if magic is not None else torch_legacy.MAGIC_NUMBER,
+        torch_legacy.PROTOCOL_VERSION,
+        {"protocol_version": 1001, "little_endian": little_endian, "type_sizes": {"short": 2, "int": 4, "long": 8}},
+    ):
         pickle.dump(header, out, protocol=2)
     out.write(obj_pickle)
     keys = sorted(storages)
@@ -86,12 +104,14 @@ def _sample() -> tuple[bytes, dict[str, np.ndarray]]:
     bias_storage = np.array([9, 9, 1.5, -2.5, 3.25, 9], dtype=np.float32)
     shared = np.arange(10, dtype=np.float32)
     storages = {"k1": HWIO.ravel(), "k2": bias_storage, "k3": np.array([42], dtype=np.int64), "k4": shared}
-    obj = _state_dict_pickle({
-        "conv.weight": _tensor("k1", "FloatStorage", HWIO.size, 0, OIHW.shape, (1, 4, 24, 12)),
-        "conv.bias": _tensor("k2", "FloatStorage", 6, 2, (3,), (1,)),
-        "bn.num_batches_tracked": _tensor("k3", "LongStorage", 1, 0, (), ()),
-        "view.part": _tensor("k4", "FloatStorage", 10, 1, (2, 2), (2, 1), view=("k4v", 3, 5)),
-    })
+    obj = _state_dict_pickle(
+        {
+            "conv.weight": _tensor("k1", "FloatStorage", HWIO.size, 0, OIHW.shape, (1, 4, 24, 12)),
+            "conv.bias": _tensor("k2", "FloatStorage", 6, 2, (3,), (1,)),
+            "bn.num_batches_tracked": _tensor("k3", "LongStorage", 1, 0, (), ()),
+            "view.part": _tensor("k4", "FloatStorage", 10, 1, (2, 2), (2, 1), view=("k4v", 3, 5)),
+        }
+    )
     expected = {
         "conv.weight": OIHW,
         "conv.bias": np.array([1.5, -2.5, 3.25], dtype=np.float32),
@@ -114,8 +134,7 @@ def test_reader_honours_strides_offsets_views_and_dtypes():
 
 
 def test_reader_refuses_arbitrary_globals():
-    evil = (pickle.PROTO + b"\x02" + _global("os", "system") + _tuple(_str("echo pwned")) + pickle.REDUCE
-            + pickle.STOP)
+    evil = pickle.PROTO + b"\x02" + _global("os", "system") + _tuple(_str("echo pwned")) + pickle.REDUCE + pickle.STOP
     with pytest.raises(torch_legacy.RefusedGlobal, match="os.system"):
         torch_legacy.loads(_legacy_file(evil, {}))
 
@@ -162,7 +181,7 @@ COFFEE_CLASSES = {"cup", "espresso", "coffee_mug"}
 
 
 def test_real_checkpoint_reads_completely():
-    from lib.pretrained import weights_path
+    from lib.encoders.efficientnet_lite0 import weights_path
 
     sd = torch_legacy.load(weights_path())
     assert len(sd) == 296
@@ -177,7 +196,7 @@ def test_real_checkpoint_reads_completely():
 
 @pytest.fixture(scope="module")
 def preset(tmp_path_factory):
-    from lib.pretrained import efficientnet_lite0_preset
+    from lib.encoders.efficientnet_lite0 import efficientnet_lite0_preset
 
     return efficientnet_lite0_preset(tmp_path_factory.mktemp("presets") / "lite0")
 
@@ -215,7 +234,7 @@ def test_preset_loads_as_a_plain_backbone_and_image_converter(preset):
 
 
 def test_preset_is_reused_not_rewritten(preset):
-    from lib.pretrained import efficientnet_lite0_preset, resolve_preset
+    from lib.encoders.efficientnet_lite0 import efficientnet_lite0_preset, resolve_preset
 
     before = {p.name: p.stat().st_mtime_ns for p in preset.iterdir()}
     assert efficientnet_lite0_preset(preset) == preset
@@ -226,7 +245,7 @@ def test_preset_is_reused_not_rewritten(preset):
 
 
 def test_conversion_fails_loudly_on_a_checkpoint_that_does_not_fit():
-    from lib.pretrained import build_backbone, load_backbone_weights, weights_path
+    from lib.encoders.efficientnet_lite0 import build_backbone, load_backbone_weights, weights_path
 
     sd = torch_legacy.load(weights_path())
     backbone = build_backbone()
@@ -251,8 +270,14 @@ for image in (skimage.data.chelsea(), skimage.data.coffee()):
 
 def test_converted_network_recognises_the_photos_under_jax(preset):
     env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(ROOT))
-    result = subprocess.run([sys.executable, "-c", JAX_PHOTO_TEST, str(preset)], env=env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", JAX_PHOTO_TEST, str(preset)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     cat, coffee = (set(line.split(",")) for line in result.stdout.strip().splitlines()[-2:])
     assert CAT_CLASSES & cat, cat

@@ -1,11 +1,12 @@
 """The stratified split by film, and oversampling on the training split only."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from lib.split import SPLITS, oversample_copies, split_genre_counts, stratified_split
+from lib.prepare.split import SPLITS, oversample_copies, split_genre_counts, stratified_split
 
 FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
 
@@ -80,12 +81,15 @@ def _rare_genre_corpus(seed: int, n: int = 120) -> np.ndarray:
 @pytest.mark.parametrize("seed", [0, 473])
 def test_only_the_repair_brings_a_three_film_genre_into_small_splits(case, seed):
     # With 0.8/0.1/0.1, stratification alone leaves a small split without the genre; the repair must fix that.
-    from lib.split import _iterative_stratification, check_fractions
+    from lib.prepare.split import _iterative_stratification, check_fractions
+
     fractions = {"train": 0.8, "val": 0.1, "test": 0.1}
     y = np.ones((3, 1), dtype=np.int8) if case == "three films only" else _rare_genre_corpus(seed)
     rare = np.flatnonzero(y.sum(axis=0) >= 3)
     unrepaired = _iterative_stratification(y.astype(bool), check_fractions(fractions), np.random.default_rng(seed))
-    assert any(len(set(unrepaired[y[:, g] == 1])) < 3 for g in rare), "this case no longer needs the repair: pick another"
+    assert any(len(set(unrepaired[y[:, g] == 1])) < 3 for g in rare), (
+        "this case no longer needs the repair: pick another"
+    )
 
     split = stratified_split(y, fractions, seed=seed)
     for g in rare:
@@ -109,13 +113,16 @@ def test_zero_fraction_split_gets_no_films():
     assert set(split) == {"train", "test"}
 
 
-@pytest.mark.parametrize("bad", [
-    {"train": 0.6, "val": 0.2},
-    {"train": 0.6, "val": 0.2, "test": 0.3},
-    {"train": 0.0, "val": 0.5, "test": 0.5},
-    {"train": 1.2, "val": -0.1, "test": -0.1},
-    {"train": 0.6, "val": 0.2, "holdout": 0.2},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"train": 0.6, "val": 0.2},
+        {"train": 0.6, "val": 0.2, "test": 0.3},
+        {"train": 0.0, "val": 0.5, "test": 0.5},
+        {"train": 1.2, "val": -0.1, "test": -0.1},
+        {"train": 0.6, "val": 0.2, "holdout": 0.2},
+    ],
+)
 def test_bad_fractions_are_refused(bad):
     with pytest.raises(ValueError, match="prepare.split"):
         stratified_split(skewed_labels(50), bad, seed=0)
@@ -154,7 +161,7 @@ def test_split_genre_counts_adds_up():
 
 
 def test_repair_moves_spare_films_into_a_split_missing_a_genre():
-    from lib.split import _repair_coverage
+    from lib.prepare.split import _repair_coverage
 
     y = np.zeros((20, 2), dtype=bool)
     y[:, 0] = True
@@ -168,7 +175,7 @@ def test_repair_moves_spare_films_into_a_split_missing_a_genre():
 
 
 def test_repair_never_takes_a_donor_split_s_last_film_of_another_genre():
-    from lib.split import _repair_coverage
+    from lib.prepare.split import _repair_coverage
 
     y = np.zeros((9, 4), dtype=bool)
     y[:, 0] = True

@@ -1,12 +1,13 @@
 """Numbers from too little data say so: flags next to test metrics, and a train split too small stops or warns."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from lib import sufficiency as S
-from lib.genres import GENRES
+from lib.core.genres import GENRES
+from lib.scoring import sufficiency as S
 
 
 def labels(n_films: int, positives: dict[str, int]) -> np.ndarray:

@@ -1,11 +1,12 @@
 """The paper's threshold report (section 3.5) on crafted scores."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from lib.threshold_report import genre_sets, threshold_report, threshold_summary
+from lib.evaluate.threshold_report import genre_sets, threshold_report, threshold_summary
 
 GENRES = ["Action", "Comedy", "Drama", "Horror"]
 SCORES = np.array(

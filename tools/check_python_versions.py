@@ -24,6 +24,7 @@ no cell is MISSING. pip downloads wheels to read their metadata where the index 
 separate metadata file: the first run moves a few GB (tensorflow alone is ~600 MB per
 version); later runs come from pip's cache.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,14 +76,34 @@ def kind_of(filename: str) -> str:
     return python_tag.split(".")[0]
 
 
-def pip_plan(pins: list[str], version: str, platforms: list[str], workdir: Path, binary_only: bool) -> subprocess.CompletedProcess:
+def pip_plan(
+    pins: list[str], version: str, platforms: list[str], workdir: Path, binary_only: bool
+) -> subprocess.CompletedProcess:
     requirements = workdir / "requirements.txt"
     requirements.write_text("\n".join(pins) + "\n")
     report = workdir / "report.json"
     report.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--ignore-installed",
-           "--disable-pip-version-check", "--quiet", "--retries", "10", "--python-version", version,
-           "--target", str(workdir / "target"), "--report", str(report), "-r", str(requirements)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--dry-run",
+        "--no-deps",
+        "--ignore-installed",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--retries",
+        "10",
+        "--python-version",
+        version,
+        "--target",
+        str(workdir / "target"),
+        "--report",
+        str(report),
+        "-r",
+        str(requirements),
+    ]
     if binary_only:
         cmd.append("--only-binary=:all:")
     for platform in platforms:
@@ -122,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--lock", type=Path, default=ROOT / "requirements.lock")
     parser.add_argument("--python", nargs="+", default=list(VERSIONS), metavar="X.Y")
-    parser.add_argument("--platform", action="append", default=[],
-                        help="wheel platform tag(s) to plan for (default: this machine's)")
+    parser.add_argument(
+        "--platform", action="append", default=[], help="wheel platform tag(s) to plan for (default: this machine's)"
+    )
     parser.add_argument("--report", type=Path, help="also write the pin x version table as CSV")
     args = parser.parse_args(argv)
 
@@ -150,8 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     where = ", ".join(args.platform) or "this machine's platform"
     print(f"{args.lock.name}: {len(pins)} pins, Python {', '.join(args.python)}, {where}")
     kinds = sorted({k for row in table.values() for k in row.values()})
-    print("files per kind: " + "; ".join(
-        f"{k}: " + "/".join(str(sum(table[n][v] == k for n in pins)) for v in args.python) for k in kinds))
+    print(
+        "files per kind: "
+        + "; ".join(f"{k}: " + "/".join(str(sum(table[n][v] == k for n in pins)) for v in args.python) for k in kinds)
+    )
     special = {n: row for n, row in table.items() if any(k in ("sdist", "MISSING") for k in row.values())}
     width = max([len(pins[n]) for n in special] + [3])
     if special:
@@ -161,8 +185,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {pins[name]:<{width}}  " + "  ".join(f"{row[v]:>8}" for v in args.python))
     missing = [(pins[n], v) for n, row in table.items() for v, k in row.items() if k == "MISSING"]
     if missing:
-        print(f"\nFAIL: {len(missing)} (pin, version) pairs have no distribution: "
-              + ", ".join(f"{p} on {v}" for p, v in missing))
+        print(
+            f"\nFAIL: {len(missing)} (pin, version) pairs have no distribution: "
+            + ", ".join(f"{p} on {v}" for p, v in missing)
+        )
         return 1
     print(f"\nOK: every pin has a distribution for Python {', '.join(args.python)}")
     return 0

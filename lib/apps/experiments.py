@@ -1,0 +1,196 @@
+"""Single-parameter experiments, each against the study it varies, on the same test films.
+
+`dvc exp run -S key=value` reruns the study with one value changed and leaves its results
+in the workspace. ``save`` keeps what a comparison needs: every run's test film scores
+(``outputs/evaluate/tables/<run>/film_scores_test.csv``) and the evaluate stage's
+``metrics.json``, under ``reports/experiments/<name>/``. ``table`` then scores each saved
+experiment's runs against the same runs of the saved baseline (by convention the folder
+``default``): macro-AP with its bootstrap interval, and the paired difference to the
+baseline's run, both resampling the same test films, so that "measurably different"
+means the paired interval excludes zero.
+
+    dvc repro && python -m lib.apps.experiments save default
+    dvc exp run -S evaluate.aggregate=max && python -m lib.apps.experiments save evaluate.aggregate=max
+    # back to the committed study before the next experiment (see the README)
+    python -m lib.apps.experiments table          # markdown, for the README
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lib.core.genres import GENRES
+from lib.core.paths import ROOT
+from lib.prepare.labels import read_labels
+from lib.scoring import metrics as M
+
+EXPERIMENTS_DIR = ROOT / "reports" / "experiments"
+TABLES_DIR = ROOT / "outputs" / "evaluate" / "tables"
+LABELS_CSV = ROOT / "outputs" / "prepare" / "labels.csv"
+SCORES_NAME = "film_scores_test.csv"
+BASELINE = "default"
+
+
+def save(
+    name: str,
+    tables_dir: Path = TABLES_DIR,
+    out_dir: Path = EXPERIMENTS_DIR,
+    labels_csv: Path = LABELS_CSV,
+    note: str = "",
+) -> Path:
+    """Copy every run's test film scores, the test labels and the evaluate metrics into ``out_dir/name``."""
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"an experiment name must be a plain folder name, got {name!r}")
+    runs = sorted(p.parent for p in Path(tables_dir).glob(f"*/{SCORES_NAME}"))
+    if not runs:
+        raise FileNotFoundError(f"no {SCORES_NAME} under {tables_dir}: run the evaluate stage first (dvc repro)")
+    dest = Path(out_dir) / name
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for run in runs:
+        (dest / run.name).mkdir()
+        shutil.copy2(run / SCORES_NAME, dest / run.name / SCORES_NAME)
+    labels = read_labels(labels_csv)
+    labels[labels["split"] == "test"][["movieId", *GENRES]].to_csv(dest / "test_labels.csv", index=False)
+    metrics = Path(tables_dir).parent / "metrics.json"
+    if metrics.exists():
+        shutil.copy2(metrics, dest / "metrics.json")
+    if note:
+        (dest / "note.txt").write_text(note.rstrip() + "\n")
+    return dest
+
+
+def load(folder: Path) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """(test labels indexed by movieId, {run: film scores indexed by movieId}) of one saved experiment."""
+    folder = Path(folder)
+    labels = pd.read_csv(folder / "test_labels.csv").set_index("movieId")[list(GENRES)]
+    runs = {
+        p.parent.name: pd.read_csv(p).set_index("movieId")[list(GENRES)]
+        for p in sorted(folder.glob(f"*/{SCORES_NAME}"))
+    }
+    return labels, runs
+
+
+def compare(
+    baseline: Path,
+    experiments: Mapping[str, Path],
+    against: Mapping[str, str] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One row per (experiment, run): macro-AP [95% CI] and the paired difference to the
+    baseline's run of the same name [95% CI], on the films both scored. A run that the
+    baseline lacks (a model added by the experiment) is paired with the baseline run that
+    ``against`` names for it (``{"cnn_lstm-seed42": "cnn3d-seed42"}``: the model it
+    replaces), else with nothing."""
+    against = dict(against or {})
+    base_labels, base_runs = load(baseline)
+    rows = []
+    for exp_name, folder in {BASELINE: baseline, **experiments}.items():
+        labels, runs = load(folder)
+        for run, scores in runs.items():
+            row = {"experiment": exp_name, "run": run}
+            ref_name = run if run in base_runs else against.get(run)
+            ref = base_runs.get(ref_name) if exp_name != BASELINE else None
+            films = scores.index.intersection(labels.index)
+            if ref is not None:
+                films = films.intersection(ref.index).intersection(base_labels.index)
+                if not labels.loc[films].equals(base_labels.loc[films]):
+                    raise ValueError(
+                        f"{exp_name}: its test labels differ from the baseline's; it changed the data, not one parameter"
+                    )
+            y = labels.loc[films].to_numpy()
+            s = scores.loc[films].to_numpy(float)
+            low, high = M.bootstrap_ci(y, s, n_boot=n_boot, seed=seed)
+            row.update(n_films=len(films), macro_ap=M.macro_ap(y, s), low=low, high=high)
+            if ref is not None:
+                r = ref.loc[films].to_numpy(float)
+                d_low, d_high = M.paired_bootstrap_ci(y, s, r, n_boot=n_boot, seed=seed)
+                row.update(
+                    against=ref_name,
+                    identical=bool(np.array_equal(s, r)),
+                    diff=M.macro_ap(y, s) - M.macro_ap(y, r),
+                    diff_low=d_low,
+                    diff_high=d_high,
+                    verdict="higher" if d_low > 0 else "lower" if d_high < 0 else "no clear difference",
+                )
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def markdown(table: pd.DataFrame, show_identical: bool = False) -> str:
+    """The comparison as a markdown table (3 decimals). A run whose scores an experiment left
+    exactly as they were (``tsn`` when only the slice models changed) is left out unless
+    ``show_identical``."""
+    lines = [
+        "| experiment | run | test films | macro-AP [95% CI] | − the default study's run [95% CI] | verdict |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in table.itertuples():
+        identical = getattr(r, "identical", False)  # NaN for the baseline's own rows
+        if not show_identical and isinstance(identical, (bool, np.bool_)) and identical:
+            continue
+        paired = "diff" in table and np.isfinite(getattr(r, "diff", np.nan))
+        ref = f" (vs {r.against})" if paired and r.against != r.run else ""
+        diff = f"{r.diff:+.3f} [{r.diff_low:+.3f}, {r.diff_high:+.3f}]{ref}" if paired else "-"
+        verdict = r.verdict if paired else "-"
+        lines.append(
+            f"| {r.experiment} | {r.run} | {r.n_films} | {r.macro_ap:.3f} [{r.low:.3f}, {r.high:.3f}] | {diff} | {verdict} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lib.apps.experiments", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_save = sub.add_parser("save", help="keep the workspace's evaluate results as experiment NAME")
+    p_save.add_argument("name")
+    p_save.add_argument("--note", default="", help="what was changed, e.g. the -S flags")
+    p_table = sub.add_parser("table", help="every saved experiment against the baseline, as markdown")
+    p_table.add_argument("--baseline", default=BASELINE)
+    p_table.add_argument(
+        "--against",
+        action="append",
+        default=[],
+        metavar="RUN=BASELINE_RUN",
+        help="pair a run the baseline lacks with one it has, e.g. cnn_lstm-seed42=cnn3d-seed42",
+    )
+    p_table.add_argument("--csv", type=Path, help="also write the table here")
+    p_table.add_argument("--all", action="store_true", help="also list runs whose scores an experiment left unchanged")
+    args = parser.parse_args(argv)
+    if args.command == "save":
+        print(f"saved {save(args.name, note=args.note)}")
+        return 0
+    baseline = EXPERIMENTS_DIR / args.baseline
+    if not (baseline / "test_labels.csv").exists():
+        print(
+            f"error: no saved baseline at {baseline}; run `python -m lib.apps.experiments save {args.baseline}` on the unchanged study",
+            file=sys.stderr,
+        )
+        return 2
+    others = {
+        p.name: p
+        for p in sorted(EXPERIMENTS_DIR.iterdir())
+        if p.is_dir() and p.name != args.baseline and (p / "test_labels.csv").exists()
+    }
+    try:
+        against = dict(pair.split("=", 1) for pair in args.against)
+    except ValueError:
+        parser.error(f"--against takes RUN=BASELINE_RUN, got {args.against}")
+    table = compare(baseline, others, against)
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+    print(markdown(table, show_identical=args.all))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

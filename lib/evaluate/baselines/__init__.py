@@ -1,0 +1,77 @@
+"""Scorers that learn nothing from the frames, or only from hand-made features, scored
+on the same films as the models: the study's floor.
+
+``BASELINES`` is one dict, name -> f(inputs, splits) -> {split: (n_films, n_genres)
+scores}: a new baseline is one line. Each sees the training films' labels, the frame
+store and the frames stage's computable features only, never test labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from lib.evaluate.baselines.colour import colour_baseline_scores
+from lib.evaluate.baselines.features import features_baseline_scores
+from lib.frames.store import FrameStore
+from lib.scoring.trivial import all_negative_scores, label_prior_scores, random_scores
+
+
+@dataclass
+class BaselineInputs:
+    """What a baseline may use: the training films' labels and the store; never test labels."""
+
+    store: FrameStore
+    ids: dict[str, list[int]]  # split -> movieIds, in the evaluated order
+    y_train: np.ndarray
+    seed: int
+    # The frames stage's computable features (lib.frames.features), one row per film
+    features: pd.DataFrame | None = None
+
+    def n(self, split: str) -> int:
+        return len(self.ids[split])
+
+
+def _colour(inp: BaselineInputs, splits: Sequence[str]) -> dict[str, np.ndarray]:
+    return colour_baseline_scores(
+        inp.store, inp.ids["train"], inp.y_train, {s: inp.ids[s] for s in splits}, seed=inp.seed
+    )
+
+
+def _features(inp: BaselineInputs, splits: Sequence[str]) -> dict[str, np.ndarray]:
+    return features_baseline_scores(
+        inp.features, inp.ids["train"], inp.y_train, {s: inp.ids[s] for s in splits}, seed=inp.seed
+    )
+
+
+# name -> f(inputs, splits) -> {split: (n_films, n_genres) scores}. Scored on the same films as the models.
+BASELINES: dict[str, Callable[[BaselineInputs, Sequence[str]], dict[str, np.ndarray]]] = {
+    "all_negative": lambda inp, splits: {s: all_negative_scores(inp.n(s), inp.y_train.shape[1]) for s in splits},
+    "label_prior": lambda inp, splits: {s: label_prior_scores(inp.y_train, inp.n(s)) for s in splits},
+    # A different stream per split (seed, seed + 1, ...), so val and test are not the same numbers.
+    "random": lambda inp, splits: {
+        s: random_scores(inp.n(s), inp.y_train.shape[1], inp.seed + k) for k, s in enumerate(splits)
+    },
+    "mean_colour_lr": _colour,
+    "computable_features_lr": _features,
+}
+# Baselines that need an input BaselineInputs may lack (None there): left out, not faked.
+NEEDS = {"computable_features_lr": "features"}
+
+
+def baseline_scores(
+    inputs: BaselineInputs, splits: Sequence[str] = ("val", "test"), names: Sequence[str] | None = None
+) -> dict[str, dict[str, np.ndarray]]:
+    """name -> {split: scores} for each baseline of ``BASELINES`` (or ``names``).
+
+    Without ``names``, a baseline whose input is missing (``NEEDS``) is left out; named
+    explicitly, it raises instead."""
+    if names is None:
+        names = [n for n in BASELINES if n not in NEEDS or getattr(inputs, NEEDS[n]) is not None]
+    for name in names:
+        if name in NEEDS and getattr(inputs, NEEDS[name]) is None:
+            raise ValueError(f"baseline {name!r} needs BaselineInputs.{NEEDS[name]}")
+    return {name: BASELINES[name](inputs, splits) for name in names}

@@ -1,0 +1,231 @@
+"""The study's comparison: every trained run (model x seed) and every baseline, scored on
+the same test films, side by side with intervals, seed aggregates and data-size flags.
+
+The `train` stage writes one folder per run, ``<train_dir>/<model>-seed<seed>``
+(``run_name``), from params.yaml's ``study: {models, seeds}``; the evaluate notebook
+loads them with ``load_runs`` and scores each through its kind (``lib.models.kinds``).
+Baselines are one dict, ``lib.evaluate.baselines.BASELINES``: adding one is one line.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lib.models.info import ModelInfo
+from lib.models.kinds import LoadedRun, load_run
+from lib.scoring import metrics as M
+from lib.scoring.sufficiency import aggregate_flag
+
+
+def run_name(model: str, seed: int) -> str:
+    """A run's folder name under the train stage's output (dvc.yaml builds the same)."""
+    return f"{model}-seed{int(seed)}"
+
+
+def study_runs(study: Mapping) -> list[tuple[str, int]]:
+    """(model, seed) of every run the study trains, models in the listed order, then seeds."""
+    models, seeds = list(study["models"]), [int(s) for s in study["seeds"]]
+    if not models or not seeds:
+        raise ValueError(f"study needs at least one model and one seed, got models={models}, seeds={seeds}")
+    if len(set(models)) < len(models) or len(set(seeds)) < len(seeds):
+        raise ValueError(f"study lists a model or a seed twice: models={models}, seeds={seeds}")
+    return [(m, s) for m in models for s in seeds]
+
+
+@dataclass
+class Run:
+    name: str
+    model_name: str  # the study's model name (``study.models``)
+    seed: int
+    path: Path
+    info: ModelInfo = field(repr=False)
+
+    def load(self) -> LoadedRun:
+        """The trained model, through its kind (``lib.models.kinds.load_run``)."""
+        return load_run(self.path, self.info)
+
+
+def load_runs(train_dir: str | Path, study: Mapping) -> list[Run]:
+    """Every run of ``study`` under ``train_dir``, with its ``model_info.json``. A missing
+    run is an error that names what is there (a run not yet trained, or a study changed
+    without `dvc repro`)."""
+    train_dir = Path(train_dir)
+    runs, missing = [], []
+    for model, seed in study_runs(study):
+        path = train_dir / run_name(model, seed)
+        if not (path / "model.keras").is_file() or not (path / "model_info.json").is_file():
+            missing.append(path.name)
+            continue
+        runs.append(Run(path.name, model, seed, path, ModelInfo.read(path)))
+    if missing:
+        present = (
+            sorted(p.name for p in train_dir.glob("*") if (p / "model.keras").is_file()) if train_dir.is_dir() else []
+        )
+        raise FileNotFoundError(
+            f"no trained run for {missing} under {train_dir} (model.keras + model_info.json); "
+            f"runs there: {present or 'none'}. Run `dvc repro` (or the train notebook with model=/seed=)."
+        )
+    return runs
+
+
+# --- Tables ------------------------------------------------------------------------------
+
+# The comparison table's metrics: the peers' (trapezoid) µAP, mAP, wAP, sAP, scikit-learn's
+# macro-AP (step), and macro-F1 at the validation-tuned thresholds.
+TABLE_METRICS = ("uAP", "mAP", "wAP", "sAP", "macro_ap", "macro_f1_tuned")
+
+
+def comparison_table(
+    summaries: Mapping[str, Mapping[str, float]],
+    y_test,
+    kinds: Mapping[str, str] | None = None,
+    metrics: Sequence[str] = TABLE_METRICS,
+) -> pd.DataFrame:
+    """One row per scorer (runs, seed means, baselines): each metric and, where there is
+    one, its 95% interval (``<metric>_low``/``_high``), then a ``flag`` column that says
+    when the test split is too small for the numbers to mean much (``lib.scoring.sufficiency``)."""
+    rows = {}
+    for name, s in summaries.items():
+        row = {"kind": (kinds or {}).get(name, "")}
+        for m in metrics:
+            row[m] = s.get(m, np.nan)
+            if f"{m}_ci95_low" in s:
+                row[f"{m}_low"], row[f"{m}_high"] = s[f"{m}_ci95_low"], s[f"{m}_ci95_high"]
+            elif f"{m}_std" in s:
+                row[f"{m}_std"] = s[f"{m}_std"]
+        rows[name] = row
+    table = pd.DataFrame(rows).T
+    for c in table.columns.drop("kind"):
+        table[c] = pd.to_numeric(table[c])
+    table["flag"] = aggregate_flag(y_test)
+    table.index.name = "scorer"
+    return table
+
+
+def format_comparison(table: pd.DataFrame, metrics: Sequence[str] = TABLE_METRICS, digits: int = 3) -> pd.DataFrame:
+    """``0.712 [0.650, 0.770]`` for a run or baseline, ``0.712 ± 0.013`` for a seed mean,
+    and the flag beside them."""
+    out = pd.DataFrame(index=table.index)
+    out["kind"] = table["kind"]
+    for m in metrics:
+
+        def cell(r, m=m):
+            v = r[m]
+            if not np.isfinite(v):
+                return "n/a"
+            if f"{m}_std" in r and np.isfinite(r.get(f"{m}_std", np.nan)):
+                return f"{v:.{digits}f} ± {r[f'{m}_std']:.{digits}f}"
+            if f"{m}_low" in r and np.isfinite(r.get(f"{m}_low", np.nan)):
+                return f"{v:.{digits}f} [{r[f'{m}_low']:.{digits}f}, {r[f'{m}_high']:.{digits}f}]"
+            return f"{v:.{digits}f}"
+
+        out[m] = table.apply(cell, axis=1)
+    out["flag"] = table["flag"]
+    return out
+
+
+def seed_aggregate(summaries: Mapping[str, Mapping[str, float]], runs: Sequence[Run]) -> dict[str, dict[str, float]]:
+    """Per study model with more than one seed: mean and sample std (ddof=1) of every
+    metric over its seeds, plus ``n_seeds`` and ``model``. Keys ``<model> (mean of N seeds)``."""
+    out = {}
+    by_model: dict[str, list[Run]] = {}
+    for run in runs:
+        by_model.setdefault(run.model_name, []).append(run)
+    for model, model_runs in by_model.items():
+        if len(model_runs) < 2:
+            continue
+        keys = [k for k in summaries[model_runs[0].name] if not k.endswith(("_ci95_low", "_ci95_high"))]
+        values = pd.DataFrame([{k: summaries[r.name][k] for k in keys} for r in model_runs], dtype=float)
+        agg = {k: float(values[k].mean()) for k in keys}
+        agg.update({f"{k}_std": float(values[k].std(ddof=1)) for k in keys})
+        agg["n_seeds"] = len(model_runs)
+        agg["model"] = model
+        out[f"{model} (mean of {len(model_runs)} seeds)"] = agg
+    return out
+
+
+def pairs_to_compare(runs: Sequence[Run], baselines: Sequence[str]) -> list[tuple[str, str]]:
+    """Every pair of runs of different models trained with the same seed (same seed: the
+    comparison is about the model, and the pairs stay few as seeds grow), then every run
+    against every baseline."""
+    pairs = [
+        (a.name, b.name)
+        for a, b in itertools.combinations(runs, 2)
+        if a.seed == b.seed and a.model_name != b.model_name
+    ]
+    pairs += [(r.name, b) for r in runs for b in baselines]
+    return pairs
+
+
+PAIRED_METRICS = ("mAP", "macro_ap")
+
+
+def paired_table(
+    y_test,
+    test_scores: Mapping[str, np.ndarray],
+    pairs: Sequence[tuple[str, str]],
+    n_boot: int = 1000,
+    seed: int = 0,
+    metrics: Sequence[str] = PAIRED_METRICS,
+) -> pd.DataFrame:
+    """For each (a, b): ``metric(a) - metric(b)`` on the test films and its paired
+    bootstrap 95% interval (both scorers on the same resampled films), and a verdict:
+    ``a better``/``b better`` when the interval excludes 0, else ``no clear difference``."""
+    fns = {k: v for k, v in M.headline_metrics().items() if k in metrics}
+    rows = []
+    for a, b in pairs:
+        sa, sb = test_scores[a], test_scores[b]
+        cis = M.bootstrap_intervals(y_test, sa, fns, n_boot=n_boot, seed=seed, against=sb)
+        row = {"a": a, "b": b}
+        for m in metrics:
+            diff = fns[m](np.asarray(y_test), np.asarray(sa, float)) - fns[m](np.asarray(y_test), np.asarray(sb, float))
+            low, high = cis[m]
+            row.update(
+                {
+                    f"{m}_diff": diff,
+                    f"{m}_low": low,
+                    f"{m}_high": high,
+                    f"{m}_verdict": "a better" if low > 0 else "b better" if high < 0 else "no clear difference",
+                }
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def metrics_document(
+    counts: Mapping,
+    summaries: Mapping[str, Mapping],
+    aggregates: Mapping[str, Mapping],
+    paired: pd.DataFrame,
+    runs: Sequence[Run],
+    extra: Mapping[str, Mapping] | None = None,
+) -> dict:
+    """metrics.json: the counts a reader needs first, then one block per run, per seed
+    aggregate and per baseline (``dvc metrics show`` flattens them to ``runs.<run>.mAP``
+    etc.), then the paired differences keyed ``<a>_vs_<b>``. ``extra``: per-scorer
+    additions (threshold report summary, correlations), merged into the blocks."""
+    extra = extra or {}
+    run_names = {r.name for r in runs}
+
+    def block(name, values):
+        return {**values, **extra.get(name, {})}
+
+    paired_blocks = {
+        f"{r['a']}_vs_{r['b']}": {k: r[k] for k in r.index if k not in ("a", "b")} for _, r in paired.iterrows()
+    }
+    return M.json_safe(
+        {
+            "data": dict(counts),
+            "runs": {r.name: {"model": r.model_name, "seed": r.seed, **block(r.name, summaries[r.name])} for r in runs},
+            # Keyed by model name, so `dvc metrics show` reads seed_mean.<model>.mAP.
+            "seed_mean": {v["model"]: {k: x for k, x in v.items() if k != "model"} for v in aggregates.values()},
+            "baselines": {n: block(n, v) for n, v in summaries.items() if n not in run_names},
+            "paired": paired_blocks,
+        }
+    )

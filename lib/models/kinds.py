@@ -1,0 +1,375 @@
+"""Model kinds: one object per kind knows how it is batched, built, trained, finished,
+loaded, and how it scores a film. Nothing else in the project asks "which model is this?".
+
+``KINDS`` maps the names of ``params.yaml`` (``study.models``, ``train.model``, and the
+``model`` of ``model_info.json``) to kind objects, in the style of
+``lib.evaluate.baselines.BASELINES`` and of the model registries of large video codebases
+(SlowFast's ``MODEL_REGISTRY``). The train notebook, evaluate and the ``trailer-genres``
+CLI all go through it; ``load_run`` is the one way to load a trained run. A new kind is
+a subclass of ``ModelKind`` passed to ``register``: no other module changes.
+
+What a kind provides (see ``ModelKind``):
+
+* ``params_type`` and ``parse``: its own section of ``params.yaml`` (``train.<name>``),
+  typed and validated (``lib.core.params``);
+* ``hyper``: what the shared training loop needs (learning rate, decay, batch size,
+  epochs, patience) and ``profile``: the hyperparameter profile's name, if any;
+* ``datasets``: the training and validation batches (``TrainingData``);
+* ``build``: the model to fit, and ``finish``: what is saved as ``model.keras`` once the
+  best epoch is known (e.g. a frozen encoder put back in front of a trained head);
+* ``load_model`` and ``saved_model_inputs``: the saved model, and validation batches it
+  takes, so the train stage can check that the file is the checkpointed epoch;
+* ``predict_films``: scores of stored films, and ``score_frames``: scores of one new
+  trailer's frames (the CLI).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import keras
+import numpy as np
+import pandas as pd
+
+from lib.core.params import Cnn3dParams, CnnLstmParams, ParamsError, TrainParams, TsnParams, parse, to_dict
+from lib.encoders import embeddings as E
+from lib.encoders.presets import import_keras_hub, is_preset, load_preset_encoder, uses_cache
+from lib.frames.store import FrameStore
+from lib.loaders.films import make_film_datasets
+from lib.loaders.segments import film_inputs
+from lib.loaders.slices import make_split_datasets
+from lib.loaders.slicing import slice_film
+from lib.models import slice_models, tsn
+from lib.models.info import ModelInfo
+from lib.models.scoring import aggregate_scores, predict_films, predict_tsn
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """What the shared training loop (``lib.train.fit``) needs from a kind's section."""
+
+    lr: float
+    decay: float
+    batch_size: int
+    epochs: int
+    patience: int
+
+
+@dataclass
+class TrainingData:
+    """A kind's training and validation batches, and the table the train report shows."""
+
+    train: Any  # a keras.utils.PyDataset with film_labels(), slice_labels(), n_films, n_visits
+    val: Any
+    table: pd.DataFrame
+    notes: list[str] = field(default_factory=list)  # lines the report prints (e.g. where the inputs came from)
+    embed_dim: int | None = None  # width of cached encoder outputs, when the kind trains on them
+    embed_meta: dict[str, Any] | None = None
+
+
+@dataclass
+class FrameScores:
+    """One trailer's scores: per genre, per slice (slice models; None otherwise), and
+    one line that says which frames the model used."""
+
+    scores: np.ndarray
+    per_slice: np.ndarray | None
+    used: str
+    depth: int = 0  # frames per slice, for a kind with slice scores
+
+
+class ModelKind:
+    """The interface every kind implements; see the module docstring."""
+
+    name: ClassVar[str]
+    params_type: ClassVar[type]
+
+    def parse(self, section: Mapping[str, Any], file: str = "params.yaml") -> Any:
+        return parse(self.params_type, section, f"train.{self.name}", file)
+
+    def hyper(self, params) -> Hyper:
+        raise NotImplementedError
+
+    def profile(self, params) -> str | None:
+        return None
+
+    def datasets(
+        self, params, store: FrameStore, labels: pd.DataFrame, *, seed: int, workers: int, embed_dir: Path | None = None
+    ) -> TrainingData:
+        raise NotImplementedError
+
+    def build(self, params, frame_shape: Sequence[int], data: TrainingData) -> keras.Model:
+        raise NotImplementedError
+
+    def finish(self, params, model_path: Path, frame_shape: Sequence[int]) -> None:
+        """Turn the checkpointed ``model_path`` into the model that is kept (default: as it is)."""
+
+    def load_model(self, path: Path, params) -> keras.Model:
+        return keras.saving.load_model(path)
+
+    def saved_model_inputs(self, data: TrainingData):
+        return data.val
+
+    def info_extra(self, params, data: TrainingData) -> dict[str, Any]:
+        return {}
+
+    def predict_films(
+        self,
+        model,
+        info: ModelInfo,
+        store: FrameStore,
+        movie_ids: Sequence[int],
+        *,
+        how: str = "mean",
+        top_k: int = 3,
+        batch_size: int = 64,
+    ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+        """(film scores: index movieId in the order of ``movie_ids``, ``n_slices``, then one
+        column per genre; slice scores, or None for a kind that has none)."""
+        raise NotImplementedError
+
+    def score_frames(
+        self, model, info: ModelInfo, frames: np.ndarray, *, how: str = "mean", top_k: int = 3, batch_size: int = 32
+    ) -> FrameScores:
+        raise NotImplementedError
+
+
+KINDS: dict[str, ModelKind] = {}
+
+
+def register(kind: ModelKind) -> ModelKind:
+    if not getattr(kind, "name", None):
+        raise ValueError(f"{type(kind).__name__} has no name")
+    KINDS[kind.name] = kind
+    return kind
+
+
+def get_kind(name: str) -> ModelKind:
+    if name not in KINDS:
+        raise ValueError(f"unknown model kind {name!r}; known: {', '.join(KINDS)}")
+    return KINDS[name]
+
+
+def check_sections(common: TrainParams, file: str = "params.yaml") -> None:
+    """Every model section of ``train:`` names a kind: a typo (``cnn3D:``) would otherwise
+    sit unread while the real section's defaults train."""
+    unknown = sorted(set(common.models) - set(KINDS))
+    if unknown:
+        raise ParamsError(f"{file}: train: section(s) {unknown} name no model kind; known: {', '.join(KINDS)}")
+
+
+# -- slice models: the paper's 3D CNN and the recurrent variant of its future work -------------
+class SliceKind(ModelKind):
+    """Consecutive slices of ``slice_depth`` frames, each labelled with its film's genres;
+    a film's score is an aggregate (``evaluate.aggregate``) of its slices' scores."""
+
+    def datasets(self, params, store, labels, *, seed, workers, embed_dir=None):
+        datasets, table = make_split_datasets(
+            store,
+            labels,
+            depth=params.slice_depth,
+            batch_size=self.hyper(params).batch_size,
+            seed=seed,
+            max_slices_per_film=params.max_slices_per_film,
+            workers=workers,
+        )
+        x0, _ = datasets["train"][0]
+        if x0.dtype != np.uint8 or x0.shape[1:] != (params.slice_depth, *store.frame_shape):
+            raise AssertionError(
+                f"slice batch {x0.dtype} {x0.shape}, expected uint8 (b, {params.slice_depth}, {store.frame_shape})"
+            )
+        return TrainingData(datasets["train"], datasets["val"], table, notes=[f"one batch: x {x0.shape} {x0.dtype}"])
+
+    def predict_films(self, model, info, store, movie_ids, *, how="mean", top_k=3, batch_size=64):
+        params = self.parse(info.settings, "model_info.json")
+        return predict_films(model, store, movie_ids, params.slice_depth, how, top_k, batch_size, info.genres)
+
+    def score_frames(self, model, info, frames, *, how="mean", top_k=3, batch_size=32):
+        depth = self.parse(info.settings, "model_info.json").slice_depth
+        per_slice = np.asarray(model.predict(slice_film(frames, depth), batch_size=batch_size, verbose=0), dtype=float)
+        padded = len(per_slice) * depth - len(frames)
+        used = (
+            f"slices used: {len(per_slice)} of {depth} frames from {len(frames)} kept frames "
+            f"({padded} zero-padded in the last slice); film score = {how} over slices"
+        )
+        return FrameScores(aggregate_scores(per_slice, how, top_k), per_slice, used, depth)
+
+
+class Cnn3dKind(SliceKind):
+    """The paper's 3D CNN (``lib.models.slice_models.build_cnn3d``), its hyperparameters
+    from the chosen profile (``paper`` or ``demo``)."""
+
+    name = "cnn3d"
+    params_type = Cnn3dParams
+
+    def hyper(self, params):
+        p = params.hyper
+        return Hyper(p.lr, p.decay, p.batch_size, params.epochs, params.patience)
+
+    def profile(self, params):
+        return params.profile
+
+    def build(self, params, frame_shape, data):
+        p = params.hyper
+        return slice_models.build_cnn3d(
+            input_shape=(params.slice_depth, *frame_shape),
+            widths=p.widths,
+            blocks=p.blocks,
+            first_stride=p.first_stride,
+            dense=p.dense,
+            dropout=p.dropout,
+        )
+
+
+class CnnLstmKind(SliceKind):
+    """The paper's future work (section 6): a per-frame 2D CNN and a recurrent layer."""
+
+    name = "cnn_lstm"
+    params_type = CnnLstmParams
+
+    def hyper(self, params):
+        return Hyper(params.lr, params.decay, params.batch_size, params.epochs, params.patience)
+
+    def build(self, params, frame_shape, data):
+        return slice_models.build_cnn_lstm(
+            input_shape=(params.slice_depth, *frame_shape),
+            filters=params.filters,
+            rnn=params.rnn,
+            units=params.units,
+            dense=params.dense,
+            dropout=params.dropout,
+        )
+
+
+# -- the whole-trailer model ------------------------------------------------------------------
+class TsnKind(ModelKind):
+    """``lib.models.tsn``: one example per film, ``n_segments`` frames through a 2D encoder.
+
+    With a frozen preset encoder only the head trains, on the embeddings the ``embed``
+    stage cached (``lib.encoders.embeddings``); ``finish`` then puts the encoder back in
+    front of the trained head, so the saved model takes raw frames like any other."""
+
+    name = "tsn"
+    params_type = TsnParams
+
+    def hyper(self, params):
+        return Hyper(params.lr, 0.0, params.batch_size, params.epochs, params.patience)
+
+    @staticmethod
+    def cached(params) -> bool:
+        return uses_cache(params.encoder, params.frozen)
+
+    def datasets(self, params, store, labels, *, seed, workers, embed_dir=None):
+        notes, embeddings, meta = [], None, None
+        if self.cached(params):
+            if embed_dir is None:
+                raise ValueError("a frozen-encoder tsn trains on cached embeddings: pass embed_dir")
+            # The embed stage's cache; a run outside dvc (smoke size, a new preset) makes its own.
+            problem = E.cache_problem(embed_dir, store, params.encoder)
+            if problem:
+                notes.append(f"encoding every frame now ({problem})")
+                E.embed_for_config(params, store, embed_dir)
+            embeddings = E.load_embeddings(embed_dir, store, params.encoder)
+            meta = E.read_meta(embed_dir)
+            notes.append(
+                f"cached embeddings: {embeddings.shape} {embeddings.dtype} from {meta['encoder']} "
+                f"(frames resized to {meta['image_size']} by its converter)"
+            )
+        datasets, table = make_film_datasets(
+            store,
+            labels,
+            n_segments=params.n_segments,
+            batch_size=params.batch_size,
+            seed=seed,
+            embeddings=embeddings,
+            workers=workers,
+        )
+        x0, _ = datasets["train"][0]
+        key = "embeddings" if embeddings is not None else "frames"
+        if x0[key].shape[1] != params.n_segments or x0["mask"].shape != x0[key].shape[:2]:
+            raise AssertionError(
+                f"film batch {key} {x0[key].shape}, mask {x0['mask'].shape}: expected {params.n_segments} segments"
+            )
+        notes.append(f"one batch: {key} {x0[key].shape} {x0[key].dtype}, mask {x0['mask'].shape}")
+        return TrainingData(
+            datasets["train"],
+            datasets["val"],
+            table,
+            notes,
+            embed_dim=None if embeddings is None else int(embeddings.shape[1]),
+            embed_meta=meta,
+        )
+
+    def build(self, params, frame_shape, data):
+        if self.cached(params):
+            return tsn.build_tsn_head(params.n_segments, data.embed_dim, **tsn.head_kwargs(params))
+        return tsn.build_tsn(params, frame_shape)
+
+    def finish(self, params, model_path, frame_shape):
+        if not self.cached(params):
+            return
+        head = keras.saving.load_model(model_path)
+        encoder = load_preset_encoder(params.encoder, frame_shape, trainable=False)
+        tsn.assemble(encoder, head, params.n_segments, frame_shape, round_float16=True).save(model_path)
+
+    def load_model(self, path, params):
+        if is_preset(params.encoder):
+            import_keras_hub()  # a preset encoder's classes live in keras-hub
+        return tsn.restore_frozen(keras.saving.load_model(path), params.frozen and is_preset(params.encoder))
+
+    def saved_model_inputs(self, data):
+        # the saved model takes raw frames even when the head trained on cached embeddings
+        return data.val.on_frames() if data.embed_dim is not None else data.val
+
+    def info_extra(self, params, data):
+        return {"cached_embeddings": self.cached(params), "embeddings": data.embed_meta}
+
+    def predict_films(self, model, info, store, movie_ids, *, how="mean", top_k=3, batch_size=64):
+        params = self.parse(info.settings, "model_info.json")
+        return predict_tsn(model, store, movie_ids, params.n_segments, batch_size, info.genres), None
+
+    def score_frames(self, model, info, frames, *, how="mean", top_k=3, batch_size=32):
+        n = self.parse(info.settings, "model_info.json").n_segments
+        inputs = film_inputs(frames, n)
+        used = int(inputs["mask"].sum())
+        line = (
+            f"frames used: {used} of {len(frames)} kept frames, the centred one of each of {n} segments"
+            + (f" ({n - used} padded and masked)" if used < n else "")
+            + "; one whole-trailer score"
+        )
+        return FrameScores(np.asarray(model.predict(inputs, verbose=0), dtype=float)[0], None, line)
+
+
+for _kind in (Cnn3dKind(), CnnLstmKind(), TsnKind()):
+    register(_kind)
+
+
+# -- trained runs -------------------------------------------------------------------------------
+@dataclass
+class LoadedRun:
+    model: keras.Model
+    info: ModelInfo
+    kind: ModelKind
+
+    def predict_films(
+        self, store: FrameStore, movie_ids: Sequence[int], **kwargs
+    ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+        return self.kind.predict_films(self.model, self.info, store, movie_ids, **kwargs)
+
+
+def load_run(run_dir: str | Path, info: ModelInfo | None = None, model_file: str = "model.keras") -> LoadedRun:
+    """A train-stage output folder (``model.keras`` + ``model_info.json``), loaded by its kind:
+    the one run loader of the project (evaluate, the CLI and the tests use it)."""
+    run_dir = Path(run_dir)
+    info = info or ModelInfo.read(run_dir)
+    kind = get_kind(info.model)
+    model = kind.load_model(run_dir / model_file, kind.parse(info.settings, "model_info.json"))
+    return LoadedRun(model, info, kind)
+
+
+def settings_of(params) -> dict[str, Any]:
+    """A kind's typed section as the plain dict ``ModelInfo.settings`` stores."""
+    return to_dict(params)

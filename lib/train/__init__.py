@@ -1,0 +1,3 @@
+"""The train stage (notebooks/03_train.ipynb): seeds and devices (``runtime``), and the
+one training loop every model kind shares (``fit``).
+"""
