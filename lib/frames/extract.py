@@ -123,9 +123,8 @@ def _kill(proc: subprocess.Popen) -> None:
 
 # Signals by which something outside the file stops a process (a crash on bad input raises others).
 _OUTSIDE_STOPS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGKILL}
-_RECEIVED_SIGNAL = re.compile(
-    r"^Exiting normally, received signal (\d+)"
-)  # ffmpeg's "Exiting normally, received signal 2."
+# ffmpeg's "Exiting normally, received signal 2."
+_RECEIVED_SIGNAL = re.compile(r"^Exiting normally, received signal (\d+)")
 
 
 @dataclass
@@ -173,34 +172,17 @@ def video_filter(step: float, step_unit: str, size: int, resize: str) -> str:
 
 def ffmpeg_command(path: str | Path, vf: str, threads: int = 1, extra_output: list[str] | None = None) -> list[str]:
     """``extra_output``: arguments of a second output fed by the same decode (lib.frames.features)."""
+    # options stay paired with their values
+    # fmt: off
     return [
-        ffmpeg_exe(),
-        "-nostdin",
-        "-hide_banner",
-        "-nostats",
-        "-v",
-        "verbose",
-        "-threads",
-        str(threads),
-        "-i",
-        str(path),
-        "-an",
-        "-sn",
-        "-dn",
-        "-vf",
-        vf,
-        "-filter_threads",
-        str(threads),
+        ffmpeg_exe(), "-nostdin", "-hide_banner", "-nostats", "-v", "verbose",
+        "-threads", str(threads), "-i", str(path),
+        "-an", "-sn", "-dn", "-vf", vf, "-filter_threads", str(threads),
         # passthrough: hand over exactly the selected frames, never duplicate or drop to a constant rate
-        "-fps_mode",
-        "passthrough",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "pipe:1",
+        "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1",
         *(extra_output or []),
     ]
+    # fmt: on
 
 
 # --- reading ffmpeg's log --------------------------------------------------------------

@@ -101,20 +101,10 @@ def feature_filter(scene_path: str | Path, stats_path: str | Path) -> str:
 
 def output_args(scene_path: str | Path, stats_path: str | Path, threads: int = 1) -> list[str]:
     """ffmpeg arguments for a second output of the same run: the measurements, no video written."""
-    return [
-        "-an",
-        "-sn",
-        "-dn",
-        "-vf",
-        feature_filter(scene_path, stats_path),
-        "-filter_threads",
-        str(threads),
-        "-fps_mode",
-        "passthrough",
-        "-f",
-        "null",
-        "-",
-    ]
+    # fmt: off
+    return ["-an", "-sn", "-dn", "-vf", feature_filter(scene_path, stats_path), "-filter_threads", str(threads),
+            "-fps_mode", "passthrough", "-f", "null", "-"]
+    # fmt: on
 
 
 def parse_metadata(text: str) -> pd.DataFrame:

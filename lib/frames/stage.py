@@ -1,6 +1,8 @@
-"""The frames stage: every film of labels.csv through ``extract_trailer``, in parallel, into one store.
+"""The frames stage: every film of labels.csv through one decode, in parallel, into one store.
 
-1. Each trailer is extracted once (films sharing a youtubeId share it), by
+1. Each trailer is decoded once (``decode_trailer``: ``extract_trailer`` keeps the
+   frames, and the same ffmpeg run measures the computable features as a second
+   output; films sharing a youtubeId share it), by
    ``n_jobs`` worker threads, each driving its own single-threaded ffmpeg process
    (0 = one per core). A tqdm bar counts trailers kept, pruned and resumed.
 2. Each result is written at once, atomically, as a *part* in ``parts_dir``:

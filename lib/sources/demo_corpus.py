@@ -754,45 +754,20 @@ def truncate_media(mp4: bytes, keep: float) -> bytes:
 def encode_trailer(pictures: np.ndarray, path: Path, duration: float, crf: int = CRF) -> None:
     """Write the pictures as a 24 fps H.264 mp4 of ``duration`` seconds (moov first)."""
     n, h, w, _ = pictures.shape
+    # options stay paired with their values
+    # fmt: off
     cmd = [
-        ffmpeg_exe(),
-        "-y",
-        "-loglevel",
-        "error",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "-s",
-        f"{w}x{h}",
-        "-framerate",
-        str(PICTURES_PER_SECOND),
-        "-i",
-        "-",
+        ffmpeg_exe(), "-y", "-loglevel", "error",
+        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-framerate", str(PICTURES_PER_SECOND),
+        "-i", "-",
         # A frame count, not -t: -t with a 1 fps input lands on whole seconds.
-        "-vf",
-        f"fps={FPS}",
-        "-frames:v",
-        str(n_frames(duration)),
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-crf",
-        str(crf),
-        "-pix_fmt",
-        "yuv420p",
-        "-x264-params",
-        X264_PARAMS,
-        "-movflags",
-        "+faststart",
-        "-an",
-        "-map_metadata",
-        "-1",
-        "-fflags",
-        "+bitexact",
+        "-vf", f"fps={FPS}", "-frames:v", str(n_frames(duration)),
+        "-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p",
+        "-x264-params", X264_PARAMS,
+        "-movflags", "+faststart", "-an", "-map_metadata", "-1", "-fflags", "+bitexact",
         str(path),
     ]
+    # fmt: on
     proc = subprocess.run(cmd, input=pictures.tobytes(), capture_output=True)
     if proc.returncode != 0:
         raise RuntimeError(f"ffmpeg failed writing {path.name}: {proc.stderr.decode(errors='replace')[-500:]}")
