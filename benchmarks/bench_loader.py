@@ -145,6 +145,7 @@ def main(argv=None) -> None:
 
         # (c) the paper's model: one optimizer step per loader batch on this CPU.
         if args.train_steps > 0:
+            # Keras loads only when the training-step comparison is asked for
             import keras
 
             from lib.models.slice_models import build_cnn3d

@@ -27,6 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lib.encoders import efficientnet_lite0 as pretrained
+from lib.encoders import torch_legacy
+
 
 def _cpu() -> float:
     t = os.times()
@@ -70,8 +73,6 @@ def _top5(classifier, image) -> str:
 
 def _variants(state_dict):
     import keras_hub
-
-    from lib.encoders import efficientnet_lite0 as pretrained
 
     def classifier(converter, **backbone_args):
         backbone = keras_hub.models.EfficientNetBackbone(**{**pretrained.LITE0_BACKBONE_ARGS, **backbone_args})
@@ -117,9 +118,6 @@ def main(argv=None) -> None:
     import keras
     import keras_hub
     import skimage.data
-
-    from lib.encoders import efficientnet_lite0 as pretrained
-    from lib.encoders import torch_legacy
 
     print(
         f"backend: {keras.config.backend()}, keras-hub {keras_hub.__version__}, {os.cpu_count()} CPUs, "

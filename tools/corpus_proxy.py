@@ -105,6 +105,7 @@ def main(argv=None) -> None:
         f"mean colour LR {macro_ap(y[va], colour_s):.3f}"
     )
 
+    # Keras (and TensorFlow) load only here, through import_keras, once the cheap baselines have printed
     from lib.core.native_stderr import import_keras
 
     keras = import_keras()
@@ -123,7 +124,7 @@ def main(argv=None) -> None:
         return np.concatenate(xs), np.array(owner)
 
     if args.model == "effnet_lr":
-        from lib.encoders.presets import load_preset_encoder
+        from lib.encoders.presets import load_preset_encoder  # after import_keras above, like every Keras module
 
         enc = load_preset_encoder("efficientnet_lite0_pypi", (64, 64, 3))  # the name resolves to its converted folder
         t = time.perf_counter()

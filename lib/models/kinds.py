@@ -34,7 +34,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from lib.core.params import Cnn3dParams, CnnLstmParams, ParamsError, TrainParams, TsnParams, parse, to_dict
+from lib.core.params import Cnn3dParams, CnnLstmParams, ParamsError, TrainParams, TsnParams, parse
 from lib.encoders import embeddings as E
 from lib.encoders.presets import import_keras_hub, is_preset, load_preset_encoder, uses_cache
 from lib.frames.store import FrameStore
@@ -368,8 +368,3 @@ def load_run(run_dir: str | Path, info: ModelInfo | None = None, model_file: str
     kind = get_kind(info.model)
     model = kind.load_model(run_dir / model_file, kind.parse(info.settings, "model_info.json"))
     return LoadedRun(model, info, kind)
-
-
-def settings_of(params) -> dict[str, Any]:
-    """A kind's typed section as the plain dict ``ModelInfo.settings`` stores."""
-    return to_dict(params)
