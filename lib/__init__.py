@@ -1,4 +1,5 @@
-"""Helpers behind the study's notebooks: one small module per concern.
+"""The study's code: one package per pipeline stage or concern (README, "Layout"), layered
+from ``lib.core`` at the bottom to ``lib.apps`` on top.
 
 Importing ``lib`` points Keras and matplotlib at the repository's ``.cache/``
 (unless the caller already chose), so a notebook or test never writes to $HOME.
