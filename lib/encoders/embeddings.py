@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text: tqdm.auto wants ipywidgets in a notebook (a warning box in every report)
 
 from lib.core.atomic import atomic_write, replace_synced
 from lib.core.params import TrainParams, TsnParams, load_params, parse
