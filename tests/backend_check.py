@@ -45,6 +45,7 @@ TRAIN = {  # params.yaml's `train:` shape, tiny
                 "lr": 3e-3,
                 "decay": 1e-6,
                 "batch_size": 4,
+                "batchnorm": "precise",
             }
         },
         **TINY,
@@ -58,6 +59,7 @@ TRAIN = {  # params.yaml's `train:` shape, tiny
         "lr": 3e-3,
         "decay": 1e-6,
         "batch_size": 4,
+        "batchnorm": "precise",
         **TINY,
     },
 }

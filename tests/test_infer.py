@@ -37,6 +37,7 @@ SLICE_SECTION = {
             "lr": 1e-3,
             "decay": 0.0,
             "batch_size": 2,
+            "batchnorm": "precise",
         }
     },
     "slice_depth": DEPTH,
@@ -229,6 +230,7 @@ def test_whole_trailer_tsn_model(clip, tmp_path, capsys):
         "dropout": 0.0,
         "lr": 1e-3,
         "batch_size": 2,
+        "batchnorm": "precise",
         "epochs": 1,
         "patience": 1,
         "embed_batch_size": 8,

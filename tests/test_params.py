@@ -45,6 +45,7 @@ PROFILE_DEMO = {
     "lr": 1.0e-3,
     "decay": 1.0e-6,
     "batch_size": 16,
+    "batchnorm": "precise",
 }
 PROFILE_PAPER = {
     "widths": [64, 32, 32, 16, 16, 16],
@@ -55,6 +56,7 @@ PROFILE_PAPER = {
     "lr": 1.0e-4,
     "decay": 1.0e-6,
     "batch_size": 16,
+    "batchnorm": "moving",
 }
 CNN3D = {
     "profile": "demo",
@@ -73,6 +75,7 @@ CNN_LSTM = {
     "lr": 1.0e-3,
     "decay": 1.0e-6,
     "batch_size": 16,
+    "batchnorm": "precise",
     "slice_depth": 10,
     "max_slices_per_film": None,
     "epochs": 24,
@@ -91,6 +94,7 @@ TSN = {
     "dropout": 0.3,
     "lr": 1.0e-3,
     "batch_size": 8,
+    "batchnorm": "precise",
     "epochs": 80,
     "patience": 15,
     "embed_batch_size": 32,
@@ -125,6 +129,7 @@ EVALUATE = {
     "upper": 0.75,
     "seed": 42,
     "n_boot": 1000,
+    "n_chance": 1000,
     "batch_size": 64,
     "n_strips": 4,
 }

@@ -28,6 +28,7 @@ TINY_PROFILE = {
     "lr": 3e-3,
     "decay": 1e-6,
     "batch_size": 4,
+    "batchnorm": "precise",
 }
 # params.yaml's `train:` shape: the common keys, then one section per model.
 TINY = {
@@ -53,6 +54,7 @@ TINY = {
         "lr": 3e-3,
         "decay": 1e-6,
         "batch_size": 4,
+        "batchnorm": "precise",
         "slice_depth": 4,
         "max_slices_per_film": None,
         "epochs": 3,
@@ -107,7 +109,7 @@ def test_train_params_name_what_is_missing_or_wrong():
         resolve({**TINY, "model": "tsn"})
 
     common, kind, lstm = resolve({**TINY, "model": "cnn_lstm"})
-    assert kind.hyper(lstm) == Hyper(lr=3e-3, decay=1e-6, batch_size=4, epochs=3, patience=3)
+    assert kind.hyper(lstm) == Hyper(lr=3e-3, decay=1e-6, batch_size=4, epochs=3, patience=3, batchnorm="precise")
     model = kind.build(lstm, (8, 8, 3), None)
     assert model.input_shape == (None, 4, 8, 8, 3) and isinstance(model.get_layer("gru"), keras.layers.GRU)
     assert model.get_layer("gru").units == 4 and model.get_layer("dense_1").units == 8
@@ -169,6 +171,7 @@ def _train(corpus, out_dir, params=TINY):
         patience=hyper.patience,
         live_dir=out_dir / "dvclive",
         verbose=0,
+        batchnorm=hyper.batchnorm,
     )
     kind.finish(section, result.model_path, store.frame_shape)
     T.model_info(kind, section, common, runtime, result, store, model, extra=kind.info_extra(section, data)).write(

@@ -37,6 +37,7 @@ TSN = {
     "dropout": 0.0,
     "lr": 1e-2,
     "batch_size": 4,
+    "batchnorm": "precise",
     "epochs": 6,
     "patience": 6,
     "embed_batch_size": 16,
@@ -59,6 +60,7 @@ TRAIN = {
                 "lr": 3e-3,
                 "decay": 1e-6,
                 "batch_size": 4,
+                "batchnorm": "precise",
             }
         },
         "slice_depth": 4,

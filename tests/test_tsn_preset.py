@@ -78,6 +78,7 @@ def tsn_section(preset, frozen=True, pooling="attention"):
         "dropout": 0.0,
         "lr": 1e-2,
         "batch_size": 4,
+        "batchnorm": "precise",
         "epochs": 3,
         "patience": 3,
         "embed_batch_size": 7,

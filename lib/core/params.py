@@ -412,6 +412,10 @@ class ProfileParams:
     lr: float
     decay: float  # legacy Keras decay: lr / (1 + decay * step)
     batch_size: int
+    # BatchNorm statistics at inference (lib/train/batchnorm.py): ``moving`` is Keras'
+    # running average (momentum 0.99, as Keras 2's default: the paper's), ``precise``
+    # recomputes them on training batches before every validation and save.
+    batchnorm: Literal["moving", "precise"]
 
     def check(self, where: str, file: str) -> None:
         _all_positive(self, "widths blocks", where, file, nonempty=True)
@@ -470,6 +474,7 @@ class CnnLstmParams:
     lr: float
     decay: float
     batch_size: int
+    batchnorm: Literal["moving", "precise"]  # as in ProfileParams
     slice_depth: int
     max_slices_per_film: int | None
     epochs: int
@@ -501,6 +506,7 @@ class TsnParams:
     dropout: float
     lr: float
     batch_size: int
+    batchnorm: Literal["moving", "precise"]  # as in ProfileParams, for an encoder that trains (the head has none)
     epochs: int
     patience: int
     embed_batch_size: int
@@ -524,13 +530,14 @@ class EvaluateParams:
     upper: float  # above, confidently present
     seed: int
     n_boot: int
+    n_chance: int  # random scorers drawn for chance's threshold metrics, spread and p-values
     batch_size: int
     n_strips: int
 
     def check(self, where: str, file: str) -> None:
         if not 0.0 <= self.lower <= self.upper <= 1.0:
             fail(where, f"need 0 <= lower <= upper <= 1, got lower={self.lower!r}, upper={self.upper!r}", file)
-        _at_least(self, "top_k n_boot batch_size", 1, where, file)
+        _at_least(self, "top_k n_boot n_chance batch_size", 1, where, file)
         _at_least(self, "n_strips", 0, where, file)
 
 

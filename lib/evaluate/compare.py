@@ -173,18 +173,27 @@ def paired_table(
     n_boot: int = 1000,
     seed: int = 0,
     metrics: Sequence[str] = PAIRED_METRICS,
+    expected: Mapping[str, Mapping] | None = None,
 ) -> pd.DataFrame:
     """For each (a, b): ``metric(a) - metric(b)`` on the test films and its paired
     bootstrap 95% interval (both scorers on the same resampled films), and a verdict:
-    ``a better``/``b better`` when the interval excludes 0, else ``no clear difference``."""
+    ``a better``/``b better`` when the interval excludes 0, else ``no clear difference``.
+
+    ``expected`` names scorers that are expectations rather than score matrices (chance:
+    ``{"chance": lib.scoring.chance.random_rankings(...)}``): the point difference subtracts
+    the reference's exact value, each resample its value on the same resampled films."""
     fns = {k: v for k, v in M.headline_metrics().items() if k in metrics}
+    expected = expected or {}
+    y = np.asarray(y_test)
     rows = []
     for a, b in pairs:
-        sa, sb = test_scores[a], test_scores[b]
-        cis = M.bootstrap_intervals(y_test, sa, fns, n_boot=n_boot, seed=seed, against=sb)
+        sa = test_scores[a]
+        against = expected[b] if b in expected else test_scores[b]
+        cis = M.bootstrap_intervals(y_test, sa, fns, n_boot=n_boot, seed=seed, against=against)
         row = {"a": a, "b": b}
         for m in metrics:
-            diff = fns[m](np.asarray(y_test), np.asarray(sa, float)) - fns[m](np.asarray(y_test), np.asarray(sb, float))
+            value_b = against.exact[m](y) if b in expected else fns[m](y, np.asarray(against, float))
+            diff = fns[m](y, np.asarray(sa, float)) - value_b
             low, high = cis[m]
             row.update(
                 {

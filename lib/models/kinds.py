@@ -13,7 +13,7 @@ What a kind provides (see ``ModelKind``):
 * ``params_type`` and ``parse``: its own section of ``params.yaml`` (``train.<name>``),
   typed and validated (``lib.core.params``);
 * ``hyper``: what the shared training loop needs (learning rate, decay, batch size,
-  epochs, patience) and ``profile``: the hyperparameter profile's name, if any;
+  epochs, patience, how BatchNorm statistics are kept) and ``profile``: the hyperparameter profile's name, if any;
 * ``datasets``: the training and validation batches (``TrainingData``);
 * ``build``: the model to fit, and ``finish``: what is saved as ``model.keras`` once the
   best epoch is known (e.g. a frozen encoder put back in front of a trained head);
@@ -56,6 +56,7 @@ class Hyper:
     batch_size: int
     epochs: int
     patience: int
+    batchnorm: str = "moving"  # BatchNorm statistics: lib.train.batchnorm.BATCHNORM_MODES
 
 
 @dataclass
@@ -207,7 +208,7 @@ class Cnn3dKind(SliceKind):
 
     def hyper(self, params):
         p = params.hyper
-        return Hyper(p.lr, p.decay, p.batch_size, params.epochs, params.patience)
+        return Hyper(p.lr, p.decay, p.batch_size, params.epochs, params.patience, p.batchnorm)
 
     def profile(self, params):
         return params.profile
@@ -231,7 +232,7 @@ class CnnLstmKind(SliceKind):
     params_type = CnnLstmParams
 
     def hyper(self, params):
-        return Hyper(params.lr, params.decay, params.batch_size, params.epochs, params.patience)
+        return Hyper(params.lr, params.decay, params.batch_size, params.epochs, params.patience, params.batchnorm)
 
     def build(self, params, frame_shape, data):
         return slice_models.build_cnn_lstm(
@@ -256,7 +257,7 @@ class TsnKind(ModelKind):
     params_type = TsnParams
 
     def hyper(self, params):
-        return Hyper(params.lr, 0.0, params.batch_size, params.epochs, params.patience)
+        return Hyper(params.lr, 0.0, params.batch_size, params.epochs, params.patience, params.batchnorm)
 
     @staticmethod
     def cached(params) -> bool:

@@ -188,7 +188,11 @@ def categorical_accuracy(y, scores) -> float:
     return float(y[np.arange(len(y)), s.argmax(axis=1)].mean())
 
 
-def _interval(boot: np.ndarray, estimate: float, level: float, method: str) -> tuple[float, float]:
+# The interval method of every bootstrap here, chosen by measured coverage (docs/interval-coverage.md).
+INTERVAL_METHOD = "bc"
+
+
+def _interval(boot: np.ndarray, estimate: float, level: float, method: str | None = None) -> tuple[float, float]:
     """Bootstrap interval from resampled values.
 
     ``percentile``: the plain quantiles. ``bc`` (default): Efron's bias-corrected
@@ -200,6 +204,7 @@ def _interval(boot: np.ndarray, estimate: float, level: float, method: str) -> t
     """
     from scipy.stats import norm
 
+    method = method or INTERVAL_METHOD
     boot = boot[np.isfinite(boot)]
     if boot.size == 0:
         return float("nan"), float("nan")
@@ -223,7 +228,7 @@ def bootstrap_ci(
     n_boot: int = 1000,
     seed: int = 0,
     level: float = 0.95,
-    method: str = "bc",
+    method: str | None = None,
 ) -> tuple[float, float]:
     """Interval of ``metric`` over test films resampled with replacement (see ``_interval``)."""
     y, s = _as_arrays(y, scores)
@@ -245,7 +250,7 @@ def paired_bootstrap_ci(
     n_boot: int = 1000,
     seed: int = 0,
     level: float = 0.95,
-    method: str = "bc",
+    method: str | None = None,
 ) -> tuple[float, float]:
     """Interval of ``metric(a) - metric(b)`` with both scorers on the same resampled films."""
     y, a = _as_arrays(y, scores_a)
@@ -280,24 +285,29 @@ def bootstrap_intervals(
     n_boot: int = 1000,
     seed: int = 0,
     level: float = 0.95,
-    method: str = "bc",
+    method: str | None = None,
     against=None,
 ) -> dict[str, tuple[float, float]]:
     """``bootstrap_ci`` for several metrics at once, all on the same resampled films.
 
     With ``against`` (a second score matrix) each interval is the paired one of
-    ``metric(scores) - metric(against)``, as ``paired_bootstrap_ci``.
+    ``metric(scores) - metric(against)``, as ``paired_bootstrap_ci``. ``against`` may
+    instead be a reference with ``value(name, fn, y, rows)`` (chance's
+    ``lib.scoring.chance.RandomRankings``), evaluated on the same resampled rows.
     """
     y, s = _as_arrays(y, scores)
-    b = None if against is None else _as_arrays(y, against)[1]
+    reference = against if hasattr(against, "value") else None
+    b = None if against is None or reference is not None else _as_arrays(y, against)[1]
 
-    def value(fn, i):
+    def value(name, fn, i):
+        if reference is not None:
+            return fn(y[i], s[i]) - reference.value(name, fn, y, i)
         return fn(y[i], s[i]) if b is None else fn(y[i], s[i]) - fn(y[i], b[i])
 
     idx = np.random.default_rng(seed).integers(0, len(y), size=(n_boot, len(y)))
     everything = np.arange(len(y))
     return {
-        name: _interval(np.array([value(fn, i) for i in idx]), value(fn, everything), level, method)
+        name: _interval(np.array([value(name, fn, i) for i in idx]), value(name, fn, everything), level, method)
         for name, fn in metrics.items()
     }
 
@@ -347,10 +357,11 @@ def metrics_summary(y, scores, tuned_thresholds=None, n_boot: int = 1000, seed: 
             "categorical_accuracy_keras": categorical_accuracy(y, s),
         }
     )
-    for name, (low, high) in bootstrap_intervals(
-        y, s, headline_metrics(tuned_thresholds), n_boot=n_boot, seed=seed
-    ).items():
-        out[f"{name}_ci95_low"], out[f"{name}_ci95_high"] = low, high
+    if n_boot > 0:
+        for name, (low, high) in bootstrap_intervals(
+            y, s, headline_metrics(tuned_thresholds), n_boot=n_boot, seed=seed
+        ).items():
+            out[f"{name}_ci95_low"], out[f"{name}_ci95_high"] = low, high
     return out
 
 

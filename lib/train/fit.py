@@ -29,6 +29,7 @@ from lib.core.genres import GENRES, N_GENRES
 from lib.core.params import to_dict
 from lib.models.info import ModelInfo
 from lib.models.slice_models import PAPER_DECAY, PAPER_LR
+from lib.train.batchnorm import BATCHNORM_MODES, PreciseBatchNorm
 
 MONITOR = "val_auc_pr"
 
@@ -154,10 +155,18 @@ def fit(
     patience: int,
     live_dir: str | Path | None = None,
     verbose: int | str = "auto",
+    batchnorm: str = "moving",
+    batchnorm_batches: int | None = 200,
 ) -> FitResult:
     """Train with checkpointing on val macro AUC-PR and early stopping; write
     ``model.keras`` (the best epoch's model, uncompiled) and ``history.csv`` into ``out_dir``.
-    ``model`` itself ends with the best epoch's weights too."""
+    ``model`` itself ends with the best epoch's weights too.
+
+    ``batchnorm="precise"`` recomputes BatchNorm statistics on (at most
+    ``batchnorm_batches``) training batches before every validation
+    (``lib.train.batchnorm``); ``"moving"`` keeps Keras' running averages."""
+    if batchnorm not in BATCHNORM_MODES:
+        raise ValueError(f"batchnorm must be one of {BATCHNORM_MODES}, got {batchnorm!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if len(train_ds) == 0 or len(val_ds) == 0:
@@ -176,6 +185,8 @@ def fit(
     live = DvcLiveLogger(live_dir) if live_dir is not None else None
     if live is not None:
         callbacks.insert(1, live)
+    if batchnorm == "precise":
+        callbacks.insert(0, PreciseBatchNorm(train_ds, batchnorm_batches))
     t0 = time.perf_counter()
     # shuffle=False: the dataset shuffles itself per epoch from its seed; Keras' own
     # shuffling of batch order would draw from the global random state instead.

@@ -2,7 +2,8 @@
 on the same films as the models: the study's floor.
 
 ``BASELINES`` is one dict, name -> f(inputs, splits) -> {split: (n_films, n_genres)
-scores}: a new baseline is one line. Each sees the training films' labels, the frame
+scores}: a new baseline is one line. Chance is not among them: it is no one score matrix
+but the expectation over random rankings (``lib.scoring.chance``). Each sees the training films' labels, the frame
 store and the frames stage's computable features only, never test labels.
 """
 
@@ -17,7 +18,7 @@ import pandas as pd
 from lib.evaluate.baselines.colour import colour_baseline_scores
 from lib.evaluate.baselines.features import features_baseline_scores
 from lib.frames.store import FrameStore
-from lib.scoring.trivial import all_negative_scores, label_prior_scores, random_scores
+from lib.scoring.trivial import all_negative_scores, label_prior_scores
 
 
 @dataclass
@@ -51,10 +52,6 @@ def _features(inp: BaselineInputs, splits: Sequence[str]) -> dict[str, np.ndarra
 BASELINES: dict[str, Callable[[BaselineInputs, Sequence[str]], dict[str, np.ndarray]]] = {
     "all_negative": lambda inp, splits: {s: all_negative_scores(inp.n(s), inp.y_train.shape[1]) for s in splits},
     "label_prior": lambda inp, splits: {s: label_prior_scores(inp.y_train, inp.n(s)) for s in splits},
-    # A different stream per split (seed, seed + 1, ...), so val and test are not the same numbers.
-    "random": lambda inp, splits: {
-        s: random_scores(inp.n(s), inp.y_train.shape[1], inp.seed + k) for k, s in enumerate(splits)
-    },
     "mean_colour_lr": _colour,
     "computable_features_lr": _features,
 }
