@@ -120,7 +120,9 @@ def test_bc_reproduces_the_study_interval_end_to_end():
     bc = bic.bc_interval(boot, estimate, 0.95)
     weak = design.scorers.index("weak")
     # lib draws its own resamples from the same seed and scores them with macro_ap, film matrix by film matrix
-    assert bc[weak] == pytest.approx(bootstrap_ci(*films_first(y, s, weak), n_boot=n_boot, seed=seed), abs=1e-12)
+    assert bc[weak] == pytest.approx(
+        bootstrap_ci(*films_first(y, s, weak), n_boot=n_boot, seed=seed, method="bc"), abs=1e-12
+    )
     j = len(design.scorers) + design.pairs.index(("medium", "weak"))
     lib_paired = paired_bootstrap_ci(
         y.T, s[design.scorers.index("medium")].T, s[weak].T, n_boot=n_boot, seed=seed, method="bc"

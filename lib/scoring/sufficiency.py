@@ -7,7 +7,7 @@ loudly) when a split is too small to train on. The thresholds, and why:
 
 * ``MIN_TEST_FILMS = 30``: fewer test films and every film moves each genre's precision
   and recall by more than 3 points, and the bootstrap's normal-theory footing (the
-  bias-corrected interval) is the usual n >= 30 rule of thumb. Below it, the aggregate
+  bootstrap interval) is the usual n >= 30 rule of thumb. Below it, the aggregate
   metrics (macro/micro AP, F1, ...) are flagged ``too few films``.
 * ``MIN_GENRE_POSITIVES = 5``: a genre's AP with k positive films moves by a whole
   ``1/k`` of recall per film (20 points at k = 5); with 1 positive it is just
