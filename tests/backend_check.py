@@ -115,7 +115,16 @@ def run(out: Path) -> dict:
         model = kind.build(params, store.frame_shape, data)
         weights = T.present_genres(data.val.slice_labels())
         T.compile_model(model, hyper.lr, hyper.decay, common.jit_compile, weights)
-        fit = T.fit(model, data.train, data.val, model_dir, epochs=hyper.epochs, patience=hyper.patience, verbose=0)
+        fit = T.fit(
+            model,
+            data.train,
+            data.val,
+            model_dir,
+            epochs=hyper.epochs,
+            patience=hyper.patience,
+            verbose=0,
+            batchnorm=hyper.batchnorm,
+        )
         kind.finish(params, fit.model_path, store.frame_shape)
         T.model_info(kind, params, common, runtime, fit, store, model, extra=kind.info_extra(params, data)).write(
             model_dir

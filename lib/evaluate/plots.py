@@ -40,7 +40,8 @@ def ap_bars(per_genre_ap: pd.DataFrame) -> plt.Figure:
 def pr_curves(
     y: np.ndarray, scores: Mapping[str, np.ndarray], genres: Sequence[str] = GENRES, ncols: int = 6
 ) -> plt.Figure:
-    """Precision-recall curve per genre in a grid; the dotted line is the genre's positive rate (chance)."""
+    """Precision-recall curve per genre in a grid; the dotted line is the genre's positive rate (a random ranking's
+    expected precision at any recall; its expected AP is higher on few films, see lib.scoring.chance)."""
     y = np.asarray(y)
     nrows = int(np.ceil(len(genres) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.4 * nrows), sharex=True, sharey=True)
