@@ -206,7 +206,7 @@ def test_config_names_what_is_missing_or_wrong():
     kind = get_kind(common.model)
     params = kind.parse(common.section("tsn"))
     assert params == tsn_params() and kind.hyper(params) == Hyper(
-        lr=TSN["lr"], decay=0.0, batch_size=4, epochs=6, patience=6
+        lr=TSN["lr"], decay=0.0, batch_size=4, epochs=6, patience=6, batchnorm="precise"
     )
     with pytest.raises(ParamsError, match="no section 'tsn'"):
         TrainParams.from_section({k: v for k, v in TRAIN.items() if k != "tsn"}).section("tsn")

@@ -13,6 +13,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -173,7 +174,7 @@ def paired_table(
     n_boot: int = 1000,
     seed: int = 0,
     metrics: Sequence[str] = PAIRED_METRICS,
-    expected: Mapping[str, Mapping] | None = None,
+    expected: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """For each (a, b): ``metric(a) - metric(b)`` on the test films and its paired
     bootstrap 95% interval (both scorers on the same resampled films), and a verdict:
