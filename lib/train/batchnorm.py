@@ -18,7 +18,8 @@ average over training batches. We chose it over a momentum set from the number o
 steps because a short run's weights move fast: any running average, whatever its
 momentum, mixes statistics of weights that no longer exist, while the recomputed ones
 are exactly those of the weights being validated. It costs one forward pass over (at
-most ``max_batches`` of) the training batches per epoch, about a third of an epoch.
+most ``max_batches`` of) the training batches per epoch, run eagerly: on the demo ``cnn3d``
+an epoch went from 1.2 s to 2.5-3 s on the 2-core CPU.
 
 Dropout is switched off while the statistics are gathered: at inference no unit is
 dropped, and a BatchNorm after a Dropout sees a different variance with and without it
