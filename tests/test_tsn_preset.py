@@ -200,6 +200,15 @@ def test_frozen_head_trains_on_the_cache_and_the_saved_model_takes_raw_frames(pr
     # the saved model takes the very inputs the train stage checks it on
     np.testing.assert_allclose(model.predict(kind.saved_model_inputs(data), verbose=0), on_cache, atol=1e-4)
 
+    # evaluate's path: the head on the embed stage's cache, the same scores as the encoder on the frames
+    assert kind.scored_from(info, store, tmp_path / "embed") == "cached embeddings"
+    cached, _ = run.predict_films(store, ids, embed_dir=tmp_path / "embed")
+    np.testing.assert_allclose(cached[list(GENRES)].to_numpy(), films[list(GENRES)].to_numpy(), atol=1e-5)
+    assert (cached["n_slices"] == films["n_slices"]).all() and list(cached.index) == ids
+    # another cache (here: none) is never read in its place
+    assert kind.scored_from(info, store, tmp_path / "elsewhere") == "frames"
+    assert kind.scored_from(info, store, None) == "frames"
+
 
 def test_a_frozen_tsn_without_the_embed_stage_encodes_its_own_cache(preset, corpus, tmp_path):
     store, labels = corpus

@@ -127,10 +127,16 @@ class ModelKind:
         how: str = "mean",
         top_k: int = 3,
         batch_size: int = 64,
+        embed_dir: Path | None = None,
     ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
         """(film scores: index movieId in the order of ``movie_ids``, ``n_slices``, then one
-        column per genre; slice scores, or None for a kind that has none)."""
+        column per genre; slice scores, or None for a kind that has none). ``embed_dir``: the
+        embed stage's cache, for a kind that can score from it (``scored_from``)."""
         raise NotImplementedError
+
+    def scored_from(self, info: ModelInfo, store: FrameStore, embed_dir: Path | None) -> str:
+        """What ``predict_films`` reads for this run: ``frames``, or ``cached embeddings``."""
+        return "frames"
 
     def score_frames(
         self, model, info: ModelInfo, frames: np.ndarray, *, how: str = "mean", top_k: int = 3, batch_size: int = 32
@@ -184,7 +190,7 @@ class SliceKind(ModelKind):
             )
         return TrainingData(datasets["train"], datasets["val"], table, notes=[f"one batch: x {x0.shape} {x0.dtype}"])
 
-    def predict_films(self, model, info, store, movie_ids, *, how="mean", top_k=3, batch_size=64):
+    def predict_films(self, model, info, store, movie_ids, *, how="mean", top_k=3, batch_size=64, embed_dir=None):
         params = self.parse(info.settings, "model_info.json")
         return predict_films(model, store, movie_ids, params.slice_depth, how, top_k, batch_size, info.genres)
 
@@ -328,8 +334,25 @@ class TsnKind(ModelKind):
     def info_extra(self, params, data):
         return {"cached_embeddings": self.cached(params), "embeddings": data.embed_meta}
 
-    def predict_films(self, model, info, store, movie_ids, *, how="mean", top_k=3, batch_size=64):
+    def scored_from(self, info, store, embed_dir):
+        """A frozen-encoder run scores from the embed stage's cache when it is the very cache
+        the run trained on (same metadata) and fits this store: the saved model's encoder would
+        compute the same rows again (rounded to float16 by its ``as_cached`` layer), at the
+        cost of the whole encoder on every validation and test frame."""
+        trained_on = (info.extra or {}).get("embeddings")
+        if embed_dir is None or not (info.extra or {}).get("cached_embeddings") or not trained_on:
+            return "frames"
+        encoder = self.parse(info.settings, "model_info.json").encoder
+        if E.cache_problem(embed_dir, store, encoder) or E.read_meta(embed_dir) != trained_on:
+            return "frames"
+        return "cached embeddings"
+
+    def predict_films(self, model, info, store, movie_ids, *, how="mean", top_k=3, batch_size=64, embed_dir=None):
         params = self.parse(info.settings, "model_info.json")
+        if self.scored_from(info, store, embed_dir) == "cached embeddings":
+            embeddings = E.load_embeddings(embed_dir, store, params.encoder)
+            head = tsn.head_of(model)
+            return predict_tsn(head, store, movie_ids, params.n_segments, batch_size, info.genres, embeddings), None
         return predict_tsn(model, store, movie_ids, params.n_segments, batch_size, info.genres), None
 
     def score_frames(self, model, info, frames, *, how="mean", top_k=3, batch_size=32):

@@ -115,9 +115,13 @@ def predict_tsn(
     n_segments: int,
     batch_size: int = 64,
     genres: Sequence[str] = GENRES,
+    embeddings: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Whole-trailer scores: index movieId (in the given order), ``n_slices`` = frames the
-    model saw (``min(kept frames, n_segments)``, centred in their segments), one column per genre."""
+    model saw (``min(kept frames, n_segments)``, centred in their segments), one column per genre.
+
+    With ``embeddings`` (the embed stage's cache, one row per store frame) ``model`` is the
+    head alone and reads the cached rows of the same frames instead of running the encoder."""
     ids = [int(m) for m in movie_ids]
     films = pd.DataFrame(0, index=range(len(ids)), columns=list(genres))
     films.insert(0, "movieId", ids)
@@ -131,6 +135,7 @@ def predict_tsn(
         training=False,
         shuffle=False,
         use_copies=False,
+        embeddings=embeddings,
         genres=tuple(genres),
     )
     scores = np.asarray(model.predict(ds, verbose=0), dtype=float)
