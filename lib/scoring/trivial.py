@@ -26,10 +26,6 @@ def constant_scores(n: int, n_genres: int, value: float = 0.5) -> np.ndarray:
     return np.full((n, n_genres), value)
 
 
-def random_scores(n: int, n_genres: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).random((n, n_genres))
-
-
 def _ap(y: np.ndarray, s: np.ndarray, average: str) -> float:
     keep = y.sum(axis=0) > 0  # AP is undefined for a genre with no positive film
     return float(average_precision_score(y[:, keep], s[:, keep], average=average))
