@@ -42,8 +42,9 @@ def _parameters_cell_dicts(notebook: str) -> dict[str, dict]:
 
 
 def test_stages_run_in_pipeline_order():
-    assert list(STAGES) == ["prepare", "frames", "embed", "train", "evaluate"]
-    assert COMMAND_STAGES == {"embed"}
+    # no embed stage: the frames stage encodes on its own decode (lib/encoders/native.py)
+    assert list(STAGES) == ["prepare", "frames", "train", "evaluate"]
+    assert COMMAND_STAGES == set()
     assert [_notebook_of(STAGES[n]) for n in NOTEBOOK_STAGES] == [
         "notebooks/01_prepare.ipynb",
         "notebooks/02_frames.ipynb",

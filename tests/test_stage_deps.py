@@ -126,8 +126,8 @@ LAYERS = (
     "scoring",
     "prepare",
     "sources",
+    "encoders",  # below frames: the frames stage runs the encoder on its own decode
     "frames",
-    "encoders",
     "loaders",
     "models",
     "train",

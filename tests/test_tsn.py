@@ -349,20 +349,22 @@ def test_embed_with_a_scratch_encoder_caches_nothing_and_says_why(corpus, tmp_pa
         and "scratch" in meta["reason"]
         and not (tmp_path / "embed" / E.EMBEDDINGS_FILE).exists()
     )
-    with pytest.raises(ValueError, match="run the embed stage"):
+    with pytest.raises(ValueError, match="run the frames stage"):
         E.load_embeddings(tmp_path / "embed", store, "scratch")
 
 
-def test_embed_command_caches_the_default_encoders_embeddings(corpus, tmp_path):
-    """The embed stage's command with params.yaml as it is: the frozen offline EfficientNet-Lite0."""
+def test_params_yaml_encoder_is_run_by_the_frames_stage_at_its_own_size():
+    """params.yaml's train.tsn as it is: the frozen offline EfficientNet-Lite0, fed 224x224 centre crops."""
     from lib.core.params import load_params
     from lib.encoders import embeddings as E
 
-    store, _ = corpus
-    encoder = load_params("train")["tsn"]["encoder"]
-    assert E.main(["--store", str(store.directory), "--out", str(tmp_path / "embed")]) == 0
-    meta = E.read_meta(tmp_path / "embed")
-    assert meta["cached"] is True and meta["encoder"] == encoder and meta["n_frames"] == len(store.frames)
-    emb = E.load_embeddings(tmp_path / "embed", store, encoder)
-    assert emb.shape == (len(store.frames), meta["dim"]) and emb.dtype == np.float16 and np.isfinite(emb).all()
-    assert float(np.abs(emb).max()) > 0, "every embedding is zero"
+    tsn = load_params("train")["tsn"]
+    encoder, why = E.encoder_for_config(tsn["encoder"], tsn["frozen"], tsn["embed_batch_size"])
+    assert why == "" and (encoder.preset, encoder.size, encoder.resize, encoder.dim) == (
+        tsn["encoder"],
+        224,
+        "crop",
+        1280,
+    )
+    assert E.encoder_for_config("scratch", True) == (None, "encoder is scratch (trained end to end)")
+    assert E.encoder_for_config(tsn["encoder"], False)[0] is None

@@ -103,9 +103,11 @@ def train_frozen(store, labels, section, out, embed_dir, jit_compile=False):
     head = kind.build(params, store.frame_shape, data)
     T.compile_model(head, hyper.lr, hyper.decay, common.jit_compile, T.present_genres(data.val.slice_labels()))
     result = T.fit(head, data.train, data.val, out, epochs=hyper.epochs, patience=hyper.patience, verbose=0)
-    kind.finish(params, result.model_path, store.frame_shape)
+    kind.finish(params, result.model_path, kind.model_frames(params, store, data)[0])
     full = kind.load_model(result.model_path, params)
-    T.model_info(kind, params, common, runtime, result, store, full, extra=kind.info_extra(params, data)).write(out)
+    T.model_info(
+        kind, params, common, runtime, result, store, full, extra=kind.info_extra(params, data), data=data
+    ).write(out)
     return data, head, full, result
 
 
@@ -182,7 +184,7 @@ def test_frozen_head_trains_on_the_cache_and_the_saved_model_takes_raw_frames(pr
     meta = E.embed_for_config(tsn_params(preset, pooling="transformer"), store, tmp_path / "embed", progress=False)
     data, head, full, result = train_frozen(store, labels, section, tmp_path / "run", tmp_path / "embed")
     assert data.embed_dim == meta["dim"] == 64 and data.embed_meta == meta
-    assert not any("encoding every frame now" in note for note in data.notes)  # the embed stage's cache was used
+    assert not any("encoding every frame now" in note for note in data.notes)  # the frames stage's embedding cache was used
     x, _ = data.train[0]
     assert set(x) == {"embeddings", "mask"} and x["embeddings"].shape == (4, 4, 64)
     assert "encode" not in [layer.name for layer in head.layers]  # no encoder in the training graph
@@ -198,9 +200,9 @@ def test_frozen_head_trains_on_the_cache_and_the_saved_model_takes_raw_frames(pr
     np.testing.assert_allclose(films[list(GENRES)].to_numpy(), on_cache, atol=1e-4)
     assert slices is None and head_scores.shape == (len(ids), len(GENRES))
     # the saved model takes the very inputs the train stage checks it on
-    np.testing.assert_allclose(model.predict(kind.saved_model_inputs(data), verbose=0), on_cache, atol=1e-4)
+    np.testing.assert_allclose(kind.predict_saved(model, data), on_cache, atol=1e-4)
 
-    # evaluate's path: the head on the embed stage's cache, the same scores as the encoder on the frames
+    # evaluate's path: the head on the frames stage's embedding cache, the same scores as the encoder on the frames
     assert kind.scored_from(info, store, tmp_path / "embed") == "cached embeddings"
     cached, _ = run.predict_films(store, ids, embed_dir=tmp_path / "embed")
     np.testing.assert_allclose(cached[list(GENRES)].to_numpy(), films[list(GENRES)].to_numpy(), atol=1e-5)

@@ -13,7 +13,10 @@ frames stage did for the model's store (the frame settings recorded in
 ``model_info.json``; ``--step``, ``--step-unit`` and ``--resize`` override them), and
 the model's kind (``lib.models.kinds``) scores them as in evaluation: slice models
 slice by slice, then the ``--aggregate`` of the slices; the whole-trailer ``tsn`` model
-once, from the centred frame of each of its segments.
+once, from the centred frame of each of its segments. A ``tsn`` whose frozen encoder saw
+frames decoded from the videos at its own size (224x224, cropped as its converter does)
+records those settings, so its trailer is decoded at that size too; the report's
+``frames:`` line says which extraction was used.
 
 Bad input (missing or broken file, a URL that does not download) ends with one line
 on stderr and a non-zero exit status, never a traceback.
@@ -188,9 +191,25 @@ def load_model(run_dir: Path, model_path: Path, info: ModelInfo):
         raise InferenceError(f"cannot load model {model_path}: {first}") from None
 
 
-def format_report(genres: Sequence[str], scored, n_frames: int, lower: float, upper: float, trailer: Trailer) -> str:
+def describe_settings(settings: FrameSettings) -> str:
+    """The extraction a trailer went through, in one line (the report's ``frames:``)."""
+    unit = "frames" if settings.step_unit == "frames" else "s"
+    return f"every {settings.step:g} {unit}, {settings.size}x{settings.size} {settings.resize}"
+
+
+def format_report(
+    genres: Sequence[str],
+    scored,
+    n_frames: int,
+    lower: float,
+    upper: float,
+    trailer: Trailer,
+    settings: FrameSettings | None = None,
+    trained: FrameSettings | None = None,
+) -> str:
     """The report of ``scored`` (a ``lib.models.kinds.FrameScores``); a kind without slice
-    scores (a whole-trailer model) has no per-slice part."""
+    scores (a whole-trailer model) has no per-slice part. ``settings``: the extraction used,
+    ``trained``: the model's own (``model_info.json``), to say whether they differ."""
     scores, per_slice, depth = scored.scores, scored.per_slice, scored.depth
     order = np.argsort(-scores, kind="stable")
     confident = [genres[j] for j in order if scores[j] > upper]
@@ -199,6 +218,16 @@ def format_report(genres: Sequence[str], scored, n_frames: int, lower: float, up
     lines = [f"trailer: {trailer.source}"]
     if trailer.note:
         lines.append(f"note: {trailer.note}")
+    if settings is not None:
+        same = trained is not None and describe_settings(trained) == describe_settings(settings)
+        origin = (
+            "as the model was trained (model_info.json)"
+            if same
+            else f"overridden; the model was trained on {describe_settings(trained)}"
+            if trained is not None
+            else "the paper's settings (the model records none)"
+        )
+        lines.append(f"frames: {describe_settings(settings)}, {origin}")
     lines.append(scored.used)
     lines.append("")
     lines.append("scores (sorted):")
@@ -272,7 +301,9 @@ def run(args: argparse.Namespace) -> str:
         raise InferenceError(
             f"model gives {len(scored.scores)} scores but model_info.json lists {len(info.genres)} genres"
         )
-    return format_report(info.genres, scored, len(trailer.frames), args.lower, args.upper, trailer)
+    return format_report(
+        info.genres, scored, len(trailer.frames), args.lower, args.upper, trailer, settings, info.frames
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,5 @@
 """Pretrained frame encoders: keras-hub presets (``presets``), the offline ImageNet
 EfficientNet-Lite0 converted from a PyPI package (``efficientnet_lite0`` over
-``torch_legacy``), and the embed stage's per-frame embedding cache (``embeddings``).
+``torch_legacy``), a frozen preset at its own input size that the frames stage runs on its
+decode (``native``), and the per-frame embedding cache it writes (``embeddings``).
 """

@@ -19,7 +19,7 @@ from keras import layers, ops
 
 from lib.encoders.efficientnet_lite0 import resolve_preset
 
-SCRATCH = "scratch"  # not a preset: the whole-trailer model's own small CNN, trained end to end
+SCRATCH = "scratch"  # (also lib.encoders.embeddings.SCRATCH) not a preset: the whole-trailer model's own small CNN, trained end to end
 
 
 def import_keras_hub():
@@ -55,15 +55,20 @@ def load_preset_parts(preset: str):
 
 
 def load_preset_encoder(
-    preset: str, frame_shape: Sequence[int], trainable: bool = False, name: str = "preset_encoder"
+    preset: str, frame_shape: Sequence[int] | None, trainable: bool = False, name: str = "preset_encoder"
 ) -> keras.Model:
     """uint8 frame -> the preset's image converter -> backbone -> global average pooling.
 
     The converter resizes to the preset's image size (``image_size`` in its
     image_converter.json; e.g. 224 for ImageNet presets), so a 64x64 store is upsampled
     there; a converter without an image size takes the store's frames as they are.
+    ``frame_shape=None``: frames already at the converter's size (``lib.encoders.native``).
     ``trainable=False`` freezes the backbone (BatchNorm then runs in inference mode)."""
     backbone, converter = load_preset_parts(preset)
+    if frame_shape is None:
+        if converter.image_size is None:
+            raise ValueError(f"preset {preset!r}: its image converter has no image size to take frames at")
+        frame_shape = (*[int(s) for s in converter.image_size], 3)
     backbone.trainable = bool(trainable)
     converter.trainable = False
     inputs = keras.Input(shape=tuple(frame_shape), dtype="uint8", name="frame")
@@ -81,12 +86,28 @@ def load_preset_encoder(
     return keras.Model(inputs, x, name=name)
 
 
-def converter_image_size(encoder: keras.Model) -> list[int] | None:
+def _converter(encoder: keras.Model):
     for layer in encoder.layers:
         if hasattr(layer, "image_size") and hasattr(layer, "resizing"):
-            size = layer.image_size
-            return None if size is None else [int(s) for s in size]
+            return layer
     return None
+
+
+def converter_image_size(encoder: keras.Model) -> list[int] | None:
+    converter = _converter(encoder)
+    if converter is None or converter.image_size is None:
+        return None
+    return [int(s) for s in converter.image_size]
+
+
+def converter_resize(encoder: keras.Model) -> str:
+    """How the preset's converter fits a picture of another shape into its square:
+    ``crop`` (the centred square, ``crop_to_aspect_ratio``, keras-hub's default and how
+    ImageNet and CLIP encoders are evaluated) or ``squash`` (the whole picture, stretched),
+    in the names of ``lib.frames.extract``'s resize modes."""
+    converter = _converter(encoder)
+    resizing = getattr(converter, "resizing", None)
+    return "crop" if getattr(resizing, "crop_to_aspect_ratio", False) else "squash"
 
 
 def is_preset(encoder: str) -> bool:

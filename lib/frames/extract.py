@@ -422,6 +422,36 @@ def extract_trailer(
     return Extraction("ok", reason, duration, log.frames_decoded, frames, fps)
 
 
+class FramesOutput:
+    """The kept frames at a second size, as one more output of the same decode.
+
+    ``args`` go after the frames output on ffmpeg's command line (``extract_trailer``'s
+    ``extra_output``): ffmpeg decodes the trailer once and feeds this output's own filter
+    chain, the same ``select`` (so the very same frames) then its own resize, written as
+    raw RGB to a file in ``folder``. ``read`` gives them back as ``(k, size, size, 3)``.
+    The frames stage uses it for the encoder's input size (``lib.encoders.native``).
+    """
+
+    def __init__(self, folder: str | Path, step: float, step_unit: str, size: int, resize: str, threads: int = 1):
+        check_settings(step, step_unit, size, resize)
+        self.size = int(size)
+        self.path = Path(folder) / f"frames-{self.size}.rgb"
+        # fmt: off
+        self.args = [
+            "-an", "-sn", "-dn", "-vf", video_filter(step, step_unit, self.size, resize),
+            "-filter_threads", str(threads), "-fps_mode", "passthrough",
+            "-f", "rawvideo", "-pix_fmt", "rgb24", str(self.path),
+        ]
+        # fmt: on
+
+    def read(self) -> np.ndarray:
+        try:
+            data = self.path.read_bytes()
+        except OSError:
+            return _empty(self.size)
+        return _frames_from_bytes(data, self.size)
+
+
 def resize_frames(frames: np.ndarray | Iterable[np.ndarray], size: int = 64, mode: str = "squash") -> np.ndarray:
     """Already-decoded images (a folder of frames, say) resized the way the stage does it.
 

@@ -28,6 +28,7 @@ stage's outputs before it runs, which would throw the finished parts away.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import re
@@ -35,6 +36,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -44,10 +46,16 @@ from lib.core.atomic import STALE_GLOB, atomic_write
 from lib.core.interrupt import terminate_as_interrupt
 from lib.core.params import FrameSettings
 from lib.core.paths import ROOT
+from lib.encoders.embeddings import DTYPE as EMBEDDINGS_DTYPE
+from lib.encoders.embeddings import write_embeddings
 from lib.frames import extract, features
 from lib.frames.store import FilmFrames, FrameStore, write_frame_store
 
+if TYPE_CHECKING:  # its module loads Keras: a stage without an encoder never imports it
+    from lib.encoders.native import NativeEncoder
+
 MANIFEST_FILE = "manifest.csv"
+EMBEDDINGS_SUFFIX = ".emb.npy"  # a part's encoder vectors, beside its frames
 STORE_DIR = "store"
 MANIFEST_COLUMNS = ["movieId", "youtubeId", "outcome", "reason", "duration", "frames_decoded", "frames_kept", "source"]
 TRAILER_TIMEOUT = 900.0  # seconds; a hung ffmpeg makes its trailer unreadable, not the run stall
@@ -106,13 +114,17 @@ def find_trailers(trailers_dir: str | Path) -> dict[str, Path]:
     return found
 
 
-def settings_key(settings: FrameSettings) -> str:
-    """A short hash of what decides a part's content: the settings, the extraction code, the ffmpeg build."""
-    return settings.cache_key(
+def settings_key(settings: FrameSettings, encoder: NativeEncoder | None = None) -> str:
+    """A short hash of what decides a part's content: the settings, the extraction code, the
+    ffmpeg build, and the encoder whose embeddings the parts hold (if any)."""
+    extras = [
         Path(extract.__file__).read_bytes(),
         Path(features.__file__).read_bytes(),
         Path(extract.ffmpeg_exe()).name.encode(),
-    )
+    ]
+    if encoder is not None:
+        extras += [Path(inspect.getfile(type(encoder))).read_bytes(), encoder.cache_key()]
+    return settings.cache_key(*extras)
 
 
 def _part_name(youtube_id: str) -> str:
@@ -132,15 +144,20 @@ def _source_identity(path: Path | None) -> dict:
     return {"source": shown, "source_size": st.st_size, "source_mtime_ns": st.st_mtime_ns}
 
 
-def write_part(part_dir: Path, youtube_id: str, row: dict, frames: np.ndarray | None) -> None:
+def write_part(
+    part_dir: Path, youtube_id: str, row: dict, frames: np.ndarray | None, embeddings: np.ndarray | None = None
+) -> None:
     name = _part_name(youtube_id)
     if frames is not None and len(frames):
         atomic_write(part_dir / f"{name}.npy", lambda fh: np.save(fh, frames))
+    if embeddings is not None and len(embeddings):
+        atomic_write(part_dir / f"{name}{EMBEDDINGS_SUFFIX}", lambda fh: np.save(fh, embeddings))
     atomic_write(part_dir / f"{name}.json", lambda fh: fh.write(json.dumps(row).encode()))
 
 
-def read_part(part_dir: Path, youtube_id: str, source: dict, size: int) -> dict | None:
-    """The finished part of ``youtube_id``, or None when absent, damaged or made from another file."""
+def read_part(part_dir: Path, youtube_id: str, source: dict, size: int, dim: int | None = None) -> dict | None:
+    """The finished part of ``youtube_id``, or None when absent, damaged or made from another
+    file; ``dim``: the width of the embeddings a kept trailer's part must hold too."""
     name = _part_name(youtube_id)
     try:
         row = json.loads((part_dir / f"{name}.json").read_text())
@@ -155,11 +172,28 @@ def read_part(part_dir: Path, youtube_id: str, source: dict, size: int) -> dict 
             return None
         if frames.shape != (row["frames_kept"], size, size, 3) or frames.dtype != np.uint8:
             return None
+        if dim is not None:
+            try:
+                vectors = np.load(part_dir / f"{name}{EMBEDDINGS_SUFFIX}", mmap_mode="r")
+            except (OSError, ValueError):
+                return None
+            if vectors.shape != (row["frames_kept"], dim) or vectors.dtype != np.dtype(EMBEDDINGS_DTYPE):
+                return None
     return row
 
 
 def load_part_frames(part_dir: Path, youtube_id: str) -> np.ndarray:
     return np.load(part_dir / f"{_part_name(youtube_id)}.npy", mmap_mode="r")
+
+
+def load_part_embeddings(part_dir: Path, youtube_id: str) -> np.ndarray:
+    return np.load(part_dir / f"{_part_name(youtube_id)}{EMBEDDINGS_SUFFIX}", mmap_mode="r")
+
+
+class Decoded(NamedTuple):
+    extraction: extract.Extraction  # the kept frames at the store's size, and the outcome
+    features: dict[str, float] | None  # the computable features of a kept trailer, else None
+    native: np.ndarray | None  # the same kept frames at the encoder's size, when asked for
 
 
 def decode_trailer(
@@ -168,26 +202,61 @@ def decode_trailer(
     *,
     timeout: float | None = TRAILER_TIMEOUT,
     stop: extract.StopSwitch | None = None,
-) -> tuple[extract.Extraction, dict[str, float] | None]:
-    """(the kept frames and outcome, the computable features of a kept trailer, else None),
-    from one ffmpeg decode: the features are its second output."""
-    with tempfile.TemporaryDirectory(prefix="trailer-features-") as tmp:
+    native_size: int | None = None,
+    native_resize: str = "crop",
+) -> Decoded:
+    """One ffmpeg decode of a trailer: its kept frames, its computable features (a second
+    output) and, with ``native_size``, the same frames at that size (a third output)."""
+    with tempfile.TemporaryDirectory(prefix="trailer-decode-") as tmp:
         measured = features.FeatureOutput(tmp)
-        result = extract.extract_trailer(
-            path, **settings.as_dict(), timeout=timeout, stop=stop, extra_output=measured.args
+        extra = list(measured.args)
+        big = None
+        if native_size:
+            big = extract.FramesOutput(tmp, settings.step, settings.step_unit, native_size, native_resize)
+            extra += big.args
+        result = extract.extract_trailer(path, **settings.as_dict(), timeout=timeout, stop=stop, extra_output=extra)
+        return Decoded(
+            result, measured.read(result.fps) if result.ok else None, big.read() if big and result.ok else None
         )
-        return result, (measured.read(result.fps) if result.ok else None)
 
 
 def _process(
-    youtube_id: str, path: Path | None, part_dir: Path, settings: FrameSettings, stop: extract.StopSwitch | None = None
+    youtube_id: str,
+    path: Path | None,
+    part_dir: Path,
+    settings: FrameSettings,
+    stop: extract.StopSwitch | None = None,
+    encoder: NativeEncoder | None = None,
 ) -> tuple[dict, bool]:
     source = _source_identity(path)
-    if (row := read_part(part_dir, youtube_id, source, settings.size)) is not None:
+    dim = encoder.dim if encoder is not None else None
+    if (row := read_part(part_dir, youtube_id, source, settings.size, dim)) is not None:
         return row, True
     # extract.Interrupted propagates: a decode stopped from outside leaves no part, so a rerun redoes it
-    result, measured = decode_trailer(path, settings, stop=stop)
+    result, measured, big = decode_trailer(
+        path,
+        settings,
+        stop=stop,
+        native_size=encoder.size if encoder else None,
+        native_resize=encoder.resize if encoder else "crop",
+    )
     keep = result.outcome == "ok"
+    vectors = None
+    if keep and encoder is not None:
+        if big is None or len(big) != len(result.frames):
+            # never seen: both outputs select the same frames of the same decode. Recorded, not raised.
+            got = 0 if big is None else len(big)
+            result = extract.Extraction(
+                "unreadable",
+                f"the {encoder.size}x{encoder.size} output gave {got} frames for {len(result.frames)} kept",
+                result.duration,
+                result.frames_decoded,
+                result.frames,
+                result.fps,
+            )
+            keep = False
+        else:
+            vectors = encoder.encode(big)
     row = {
         "youtubeId": youtube_id,
         "outcome": result.outcome,
@@ -198,7 +267,7 @@ def _process(
         **source,
         "features": measured,
     }
-    write_part(part_dir, youtube_id, row, result.frames if keep else None)
+    write_part(part_dir, youtube_id, row, result.frames if keep else None, vectors)
     return row, False
 
 
@@ -212,16 +281,24 @@ def run_frames_stage(
     n_jobs: int = 0,
     keep_parts: bool = False,
     progress: bool = True,
+    encoder: NativeEncoder | None = None,
+    embed_dir: str | Path | None = None,
 ) -> StageResult:
     """Extract the trailer of every film of ``films`` (``labels.csv`` rows, read with
-    ``lib.prepare.labels.read_labels``), write ``out_dir/store`` and ``out_dir/manifest.csv``."""
+    ``lib.prepare.labels.read_labels``), write ``out_dir/store`` and ``out_dir/manifest.csv``.
+
+    With an ``encoder`` (``lib.encoders.native``), the same decode gives each kept frame at
+    the encoder's size too, and ``embed_dir`` gets their embeddings, row ``i`` for frame
+    ``i`` of the store (``lib.encoders.embeddings``)."""
+    if encoder is not None and embed_dir is None:
+        raise ValueError("an encoder needs an embed_dir to write its embeddings to")
     extract.check_settings(settings.step, settings.step_unit, settings.size, settings.resize)
     missing = [c for c in ("movieId", "youtubeId") if c not in films.columns]
     if missing:
         raise ValueError(f"the films table lacks column(s) {missing}")
     films = films.assign(youtubeId=films["youtubeId"].fillna("").astype(str).str.strip())
     out_dir, parts_root = Path(out_dir), Path(parts_dir)
-    part_dir = parts_root / settings_key(settings)
+    part_dir = parts_root / settings_key(settings, encoder)
     part_dir.mkdir(parents=True, exist_ok=True)
     for stale in part_dir.glob(STALE_GLOB):  # half-written parts of a killed run
         stale.unlink(missing_ok=True)
@@ -237,7 +314,9 @@ def run_frames_stage(
     try:
         with terminate_as_interrupt():  # SIGTERM and SIGHUP take the same way out as Ctrl-C
             try:
-                futures = {pool.submit(_process, y, trailers.get(y), part_dir, settings, stop): y for y in youtube_ids}
+                futures = {
+                    pool.submit(_process, y, trailers.get(y), part_dir, settings, stop, encoder): y for y in youtube_ids
+                }
                 for fut in as_completed(futures):
                     row, was_resumed = fut.result()
                     rows[futures[fut]] = row
@@ -270,9 +349,21 @@ def run_frames_stage(
     atomic_write(out_dir / MANIFEST_FILE, lambda fh: fh.write(manifest.to_csv(index=False).encode()))
     measured = features_table(kept, rows)
     atomic_write(out_dir / features.FEATURES_FILE, lambda fh: fh.write(measured.to_csv(index=False).encode()))
+    if encoder is not None:
+        write_embeddings(
+            embed_dir,
+            [load_part_embeddings(part_dir, y) for y in kept["youtubeId"]],
+            store,
+            {
+                **encoder.describe(),
+                "frozen": True,
+                "source": "video",
+                "frames": {**settings.as_dict(), "size": encoder.size, "resize": encoder.resize},
+            },
+        )
     if not keep_parts:
         for y in youtube_ids:
-            for suffix in (".npy", ".json"):
+            for suffix in (".npy", ".json", EMBEDDINGS_SUFFIX):
                 (part_dir / f"{_part_name(y)}{suffix}").unlink(missing_ok=True)
         for d in (part_dir, parts_root):
             try:

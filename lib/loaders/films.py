@@ -60,7 +60,7 @@ class FilmDataset(keras.utils.PyDataset):
             )
         if embeddings is not None and len(embeddings) != len(store.frames):
             raise ValueError(
-                f"embedding cache has {len(embeddings)} rows but the store has {len(store.frames)} frames; re-run the embed stage"
+                f"embedding cache has {len(embeddings)} rows but the store has {len(store.frames)} frames; re-run the frames stage"
             )
         self.store = store
         self._frames = store.frames.view(np.ndarray)

@@ -17,8 +17,10 @@ What a kind provides (see ``ModelKind``):
 * ``datasets``: the training and validation batches (``TrainingData``);
 * ``build``: the model to fit, and ``finish``: what is saved as ``model.keras`` once the
   best epoch is known (e.g. a frozen encoder put back in front of a trained head);
-* ``load_model`` and ``saved_model_inputs``: the saved model, and validation batches it
-  takes, so the train stage can check that the file is the checkpointed epoch;
+* ``model_frames``: the frames the saved model takes (shape, and the extraction settings a
+  new trailer is decoded with), recorded in ``model_info.json``;
+* ``load_model`` and ``predict_saved``: the saved model, and its validation scores, so the
+  train stage can check that the file is the checkpointed epoch;
 * ``predict_films``: scores of stored films, and ``score_frames``: scores of one new
   trailer's frames (the CLI).
 """
@@ -34,7 +36,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from lib.core.params import Cnn3dParams, CnnLstmParams, ParamsError, TrainParams, TsnParams, parse
+from lib.core.params import Cnn3dParams, CnnLstmParams, FrameSettings, ParamsError, TrainParams, TsnParams, parse
 from lib.encoders import embeddings as E
 from lib.encoders.presets import import_keras_hub, is_preset, load_preset_encoder, uses_cache
 from lib.frames.store import FrameStore
@@ -105,14 +107,21 @@ class ModelKind:
     def build(self, params, frame_shape: Sequence[int], data: TrainingData) -> keras.Model:
         raise NotImplementedError
 
+    def model_frames(self, params, store: FrameStore, data: TrainingData) -> tuple[list[int], FrameSettings | None]:
+        """(frame shape, extraction settings) of what the saved model takes: by default the
+        store's frames, as the frames stage extracted them."""
+        return [int(d) for d in store.frame_shape], store.settings
+
     def finish(self, params, model_path: Path, frame_shape: Sequence[int]) -> None:
-        """Turn the checkpointed ``model_path`` into the model that is kept (default: as it is)."""
+        """Turn the checkpointed ``model_path`` into the model that is kept (default: as it is);
+        ``frame_shape``: ``model_frames``' shape."""
 
     def load_model(self, path: Path, params) -> keras.Model:
         return keras.saving.load_model(path)
 
-    def saved_model_inputs(self, data: TrainingData):
-        return data.val
+    def predict_saved(self, model: keras.Model, data: TrainingData) -> np.ndarray:
+        """The saved model's scores of the validation batches (the checkpoint check)."""
+        return model.predict(data.val, verbose=0)
 
     def info_extra(self, params, data: TrainingData) -> dict[str, Any]:
         return {}
@@ -281,10 +290,12 @@ class TsnKind(ModelKind):
                 E.embed_for_config(params, store, embed_dir)
             embeddings = E.load_embeddings(embed_dir, store, params.encoder)
             meta = E.read_meta(embed_dir)
-            notes.append(
-                f"cached embeddings: {embeddings.shape} {embeddings.dtype} from {meta['encoder']} "
-                f"(frames resized to {meta['image_size']} by its converter)"
+            seen = (
+                f"frames decoded from the videos at {meta['image_size'][0]}x{meta['image_size'][1]} ({meta['resize']})"
+                if self.from_video(meta)
+                else f"the store's frames resized to {meta['image_size']} by its converter"
             )
+            notes.append(f"cached embeddings: {embeddings.shape} {embeddings.dtype} from {meta['encoder']}, {seen}")
         datasets, table = make_film_datasets(
             store,
             labels,
@@ -315,6 +326,18 @@ class TsnKind(ModelKind):
             return tsn.build_tsn_head(params.n_segments, data.embed_dim, **tsn.head_kwargs(params))
         return tsn.build_tsn(params, frame_shape)
 
+    @staticmethod
+    def from_video(meta: Mapping[str, Any] | None) -> bool:
+        """Embeddings of frames decoded from the video at the encoder's size (the frames stage's)."""
+        return bool(meta) and meta.get("source") == "video"
+
+    def model_frames(self, params, store, data):
+        if not self.from_video(data.embed_meta):
+            return super().model_frames(params, store, data)
+        meta = data.embed_meta
+        size = int(meta["image_size"][0])
+        return [size, size, 3], parse(FrameSettings, meta["frames"], "frames", "embeddings.json")
+
     def finish(self, params, model_path, frame_shape):
         if not self.cached(params):
             return
@@ -327,15 +350,21 @@ class TsnKind(ModelKind):
             import_keras_hub()  # a preset encoder's classes live in keras-hub
         return tsn.restore_frozen(keras.saving.load_model(path), params.frozen and is_preset(params.encoder))
 
-    def saved_model_inputs(self, data):
+    def predict_saved(self, model, data):
+        if data.embed_dim is None:
+            return model.predict(data.val, verbose=0)
+        if self.from_video(data.embed_meta):
+            # its frames were decoded at the encoder's size and never stored: the head is checked on
+            # their cached vectors (the encoder is checked against a direct decode in tests/test_native_embed.py)
+            return tsn.head_of(model).predict(data.val, verbose=0)
         # the saved model takes raw frames even when the head trained on cached embeddings
-        return data.val.on_frames() if data.embed_dim is not None else data.val
+        return model.predict(data.val.on_frames(), verbose=0)
 
     def info_extra(self, params, data):
         return {"cached_embeddings": self.cached(params), "embeddings": data.embed_meta}
 
     def scored_from(self, info, store, embed_dir):
-        """A frozen-encoder run scores from the embed stage's cache when it is the very cache
+        """A frozen-encoder run scores from the frames stage's embedding cache when it is the very cache
         the run trained on (same metadata) and fits this store: the saved model's encoder would
         compute the same rows again (rounded to float16 by its ``as_cached`` layer), at the
         cost of the whole encoder on every validation and test frame."""
@@ -353,6 +382,14 @@ class TsnKind(ModelKind):
             embeddings = E.load_embeddings(embed_dir, store, params.encoder)
             head = tsn.head_of(model)
             return predict_tsn(head, store, movie_ids, params.n_segments, batch_size, info.genres, embeddings), None
+        if list(info.frame_shape) != list(store.frame_shape):
+            why = E.cache_problem(embed_dir, store, params.encoder) if embed_dir is not None else "no embed_dir given"
+            raise ValueError(
+                f"this tsn run takes {info.frame_shape[0]}x{info.frame_shape[1]} frames decoded from the videos and "
+                f"the store holds {store.frame_shape[0]}x{store.frame_shape[1]}: it is scored from the frames stage's "
+                f"embeddings, which cannot serve it ({why}); rerun the frames stage (dvc repro frames), or score "
+                "trailers with trailer-genres"
+            )
         return predict_tsn(model, store, movie_ids, params.n_segments, batch_size, info.genres), None
 
     def score_frames(self, model, info, frames, *, how="mean", top_k=3, batch_size=32):

@@ -120,7 +120,7 @@ def predict_tsn(
     """Whole-trailer scores: index movieId (in the given order), ``n_slices`` = frames the
     model saw (``min(kept frames, n_segments)``, centred in their segments), one column per genre.
 
-    With ``embeddings`` (the embed stage's cache, one row per store frame) ``model`` is the
+    With ``embeddings`` (the frames stage's embedding cache, one row per store frame) ``model`` is the
     head alone and reads the cached rows of the same frames instead of running the encoder."""
     ids = [int(m) for m in movie_ids]
     films = pd.DataFrame(0, index=range(len(ids)), columns=list(genres))

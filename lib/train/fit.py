@@ -223,15 +223,28 @@ def save_inference_model(model: keras.Model, weights: str | Path, path: str | Pa
 
 
 def model_info(
-    kind, params, common, runtime, result: FitResult, store, model: keras.Model, extra: Mapping[str, Any] | None = None
+    kind,
+    params,
+    common,
+    runtime,
+    result: FitResult,
+    store,
+    model: keras.Model,
+    extra: Mapping[str, Any] | None = None,
+    data=None,
 ) -> ModelInfo:
-    """What the train stage records in ``model_info.json`` (``lib.models.info``): the frame
-    settings of the store it trained on, its kind's section as trained, and how it went."""
+    """What the train stage records in ``model_info.json`` (``lib.models.info``): the frames
+    the saved model takes (``kind.model_frames`` of ``data``; the store's without it: their
+    shape and extraction settings), its kind's section as trained, and how it went."""
+    if data is not None:
+        frame_shape, frames = kind.model_frames(params, store, data)
+    else:
+        frame_shape, frames = [int(d) for d in store.frame_shape], store.settings
     return ModelInfo(
         model=kind.name,
         genres=list(GENRES),
-        frame_shape=[int(d) for d in store.frame_shape],
-        frames=store.settings,
+        frame_shape=list(frame_shape),
+        frames=frames,
         settings=to_dict(params),
         seed=int(common.seed),
         profile=kind.profile(params),
