@@ -7,6 +7,7 @@ and the offline ImageNet EfficientNet-Lite0 on a 720p video made of scikit-image
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -260,3 +261,52 @@ def test_the_cache_sees_an_espresso_where_the_thumbnail_path_did_not(photos_run)
     thumbs = NativeEncoder(thumbnails, encoder.preset, store.frame_shape[0], "crop", 8).encode(np.asarray(store.frames))
     old = imagenet_top1(thumbs)
     assert old[:6].count("espresso") <= 3, old  # measured: 1 of 6 (consomme, whiskey_jug, ...)
+
+
+def test_trailer_genres_decodes_at_the_trained_size_and_agrees_with_the_cache(photos_run, capsys):
+    """A frozen-encoder tsn trained on the cache records 224x224 crop; the CLI decodes the video so
+    and scores what evaluate scores from the cache."""
+    from test_tsn_preset import tsn_section
+
+    from lib.apps.infer import main
+    from lib.core.genres import GENRES
+    from lib.core.params import TsnParams, parse, to_dict
+    from lib.models import tsn
+    from lib.models.info import ModelInfo
+    from lib.models.kinds import get_kind, load_run
+
+    tmp, encoder, store, _ = photos_run
+    kind = get_kind("tsn")
+    params = parse(TsnParams, tsn_section(encoder.preset, pooling="mean"), "train.tsn")
+    keras.utils.set_random_seed(3)
+    run_dir = tmp / "run"
+    run_dir.mkdir()
+    tsn.build_tsn_head(params.n_segments, encoder.dim, **tsn.head_kwargs(params)).save(run_dir / "model.keras")
+    meta = E.read_meta(tmp / "embed")
+    kind.finish(params, run_dir / "model.keras", [224, 224, 3])
+    ModelInfo(
+        model="tsn",
+        genres=list(GENRES),
+        frame_shape=[224, 224, 3],
+        frames=FrameSettings(**meta["frames"]),
+        settings=to_dict(params),
+        seed=3,
+        extra={"cached_embeddings": True, "embeddings": meta},
+    ).write(run_dir)
+
+    assert main([str(run_dir), str(tmp / "trailers" / "photos.mp4")]) == 0
+    report = capsys.readouterr().out
+    assert "frames: every 8 frames, 224x224 crop, as the model was trained (model_info.json)" in report, report
+    shown = {
+        m.group(1): float(m.group(2))
+        for m in (re.match(r"^\s+(\S+)\s+([01]\.\d{3})\s", line) for line in report.splitlines())
+        if m
+    }
+    run = load_run(run_dir)
+    assert kind.scored_from(run.info, store, tmp / "embed") == "cached embeddings"
+    cached, _ = run.predict_films(store, [7], embed_dir=tmp / "embed")
+    assert set(shown) == set(GENRES)
+    np.testing.assert_allclose([shown[g] for g in GENRES], cached.loc[7, list(GENRES)].to_numpy(float), atol=2e-3)
+    # evaluate never feeds this run the 64x64 store in place of its cache
+    with pytest.raises(ValueError, match="takes 224x224 frames decoded from the videos"):
+        run.predict_films(store, [7], embed_dir=tmp / "nowhere")

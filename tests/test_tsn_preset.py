@@ -184,7 +184,8 @@ def test_frozen_head_trains_on_the_cache_and_the_saved_model_takes_raw_frames(pr
     meta = E.embed_for_config(tsn_params(preset, pooling="transformer"), store, tmp_path / "embed", progress=False)
     data, head, full, result = train_frozen(store, labels, section, tmp_path / "run", tmp_path / "embed")
     assert data.embed_dim == meta["dim"] == 64 and data.embed_meta == meta
-    assert not any("encoding every frame now" in note for note in data.notes)  # the frames stage's embedding cache was used
+    # the frames stage's embedding cache was used
+    assert not any("encoding every frame now" in note for note in data.notes)
     x, _ = data.train[0]
     assert set(x) == {"embeddings", "mask"} and x["embeddings"].shape == (4, 4, 64)
     assert "encode" not in [layer.name for layer in head.layers]  # no encoder in the training graph
