@@ -10,7 +10,10 @@ frames stage's own filter chain (``lib.frames.extract.video_filter``: every 100t
 * ``store``: the frames stage's decode, 64x64 (``extract_trailer``, the paper's settings);
 * ``second decode``: the same frames decoded again, squashed to 224x224;
 * ``one decode, two outputs``: one ffmpeg run, the kept frames split to 64x64 and 224x224;
-* ``encode``: EfficientNet-Lite0 (``efficientnet_lite0_pypi``, offline) on 224x224 frames.
+* ``encode``: EfficientNet-Lite0 (``efficientnet_lite0_pypi``, offline) on 224x224 frames;
+* ``stage``: what the frames stage runs per trailer (``lib.frames.stage.decode_trailer``: the
+  64x64 frames, the computable features, and, with the encoder, the 224x224 centre crops as a
+  third output of the same decode), without and with that third output.
 
     python -m benchmarks.bench_embed_decode [--seconds 150] [--repeats 3]
 """
@@ -27,7 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from lib.core.ffmpeg import ffmpeg_exe
+from lib.core.params import FrameSettings
 from lib.frames.extract import extract_trailer, video_filter
+from lib.frames.stage import decode_trailer
 
 STEP = 100
 SIZE, NATIVE = 64, 224
@@ -127,6 +132,13 @@ def main(argv=None) -> None:
         both_s, (n_small, n_native) = timed(lambda: one_decode_two_outputs(trailer, tmp / "native.rgb"), args.repeats)
         if not kept == n_second == n_small == n_native:
             raise SystemExit(f"frame counts differ: store {kept}, second {n_second}, two outputs {n_small}/{n_native}")
+        paper = FrameSettings()
+        stage_s, _ = timed(lambda: decode_trailer(trailer, paper), args.repeats)
+        stage_native_s, decoded = timed(
+            lambda: decode_trailer(trailer, paper, native_size=NATIVE, native_resize="crop"), args.repeats
+        )
+        if decoded.native is None or len(decoded.native) != kept:
+            raise SystemExit("the stage's third output did not give the kept frames")
     fps = encoder_throughput(args.encode_frames)
     encode_s = kept / fps
 
@@ -135,12 +147,15 @@ def main(argv=None) -> None:
         ("224x224: a second decode of the same frames", second_s),
         ("64x64 + 224x224 from one decode", both_s),
         (f"encode {kept} frames at 224 (EfficientNet-Lite0, {fps:.0f} frames/s)", encode_s),
+        ("stage decode: 64x64 + computable features", stage_s),
+        ("stage decode: 64x64 + computable features + 224x224 crops", stage_native_s),
     ]
     print(f"\nper trailer ({args.seconds:.0f} s, {kept} kept frames, median of {args.repeats}):")
     for name, seconds in rows:
         print(f"  {name:<66} {seconds:6.2f} s")
     print(f"\nstore + second decode: {store_s + second_s:.2f} s; one decode with two outputs: {both_s:.2f} s "
           f"(ratio {(store_s + second_s) / both_s:.2f}x)")  # fmt: skip
+    print(f"the stage's decode with the encoder's output costs {stage_native_s / stage_s:.2f}x the decode without it")
     bytes_store = kept * SIZE * SIZE * 3
     bytes_emb = kept * 1280 * 2
     print(f"bytes per film: 64x64 store {bytes_store / 1e3:.0f} kB, 1280-d float16 embeddings {bytes_emb / 1e3:.0f} kB, "

