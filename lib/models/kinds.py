@@ -147,6 +147,17 @@ class ModelKind:
         """What ``predict_films`` reads for this run: ``frames``, or ``cached embeddings``."""
         return "frames"
 
+    def scoring_problem(self, info: ModelInfo, store: FrameStore, embed_dir: Path | None) -> str | None:
+        """Why this run cannot be scored on ``store`` (None: it can): it takes frames of
+        another shape, or extracted with other settings, than the store's."""
+        if self.scored_from(info, store, embed_dir) == "cached embeddings":
+            return None
+        if tuple(info.frame_shape) != tuple(store.frame_shape):
+            return f"it takes {tuple(info.frame_shape)} frames, the store holds {tuple(store.frame_shape)}"
+        if info.frames not in (None, store.settings):
+            return f"it was trained on frames extracted with {info.frames}, the store with {store.settings}"
+        return None
+
     def score_frames(
         self, model, info: ModelInfo, frames: np.ndarray, *, how: str = "mean", top_k: int = 3, batch_size: int = 32
     ) -> FrameScores:
