@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -73,6 +74,41 @@ def test_the_filter_drops_exactly_the_probe_lines_of_fd_2():
     inside = lines[: lines.index("after the block")]
     assert not [line for line in inside if is_probe_line(line)], "a probe line got through inside the block"
     assert lines[lines.index("after the block") + 1 :] == PROBES, "outside the block nothing is filtered"
+
+
+CRASHER = """
+import os, sys
+from lib.core.native_stderr import filter_native_stderr, quiet_native_stderr
+probes = sys.argv[1].encode()
+block = quiet_native_stderr() if sys.argv[3] == "quiet" else filter_native_stderr()
+with block:
+    os.write(2, probes + b"native: the last words before " + sys.argv[2].encode() + b"\\n" + probes)
+    if sys.argv[3] == "quiet":
+        os.write(2, b"F0000 00:00:1.0 1 op_kernel.cc:1] Check failed: a fatal native line\\n")
+    if sys.argv[2] == "abort":
+        os.abort()  # what a native CHECK failure does: no Python cleanup, no finally
+    os._exit(3)
+"""
+
+
+@pytest.mark.parametrize("how, mode", [("abort", "filter"), ("exit", "filter"), ("abort", "quiet")])
+def test_a_crash_inside_the_filter_keeps_its_last_words(how, mode):
+    probes = "".join(line + "\n" for line in PROBES)
+    result = subprocess.run(
+        [sys.executable, "-c", CRASHER, probes, how, mode],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
+    assert result.returncode == (-signal.SIGABRT if how == "abort" else 3), result
+    lines = result.stderr.splitlines()
+    assert not [line for line in lines if is_probe_line(line)], lines  # still filtered
+    if mode == "filter":
+        assert f"native: the last words before {how}" in lines, lines
+    else:  # quiet drops everything but how a process says it is dying
+        assert lines == ["F0000 00:00:1.0 1 op_kernel.cc:1] Check failed: a fatal native line"], lines
 
 
 def test_an_executed_notebook_shows_no_probe_line_but_every_real_warning(tmp_path, monkeypatch):

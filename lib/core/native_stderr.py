@@ -16,7 +16,8 @@ float16, uint8), a line saying it falls back to its default kernels for that typ
 both describe a setting the study chose. ``import_keras()`` imports Keras, initializes
 its backend and from then on, for the rest of the process (the fallback lines come
 during training), drops exactly those lines (``is_probe_line``); every other line,
-Python warnings and real native errors included, goes through unchanged. The study's
+Python warnings and real native errors included, goes through unchanged, and so do the
+last words of a crash (the copier is a process of its own, which outlives an abort). The study's
 notebooks call it in their import cell; which devices a stage uses is printed by the
 stage itself (``lib.train.fit.setup_runtime``).
 """
@@ -26,9 +27,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import subprocess
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 # The CUDA probe of a TensorFlow build without a usable GPU, and absl's banner before it.
 _PROBE = re.compile(
@@ -51,43 +52,74 @@ def is_probe_line(line: str) -> bool:
     return _PROBE.fullmatch(line.rstrip("\r\n")) is not None
 
 
-@contextlib.contextmanager
-def filter_native_stderr(drop: Callable[[str], bool] = is_probe_line) -> Iterator[None]:
-    """Within the block, lines written to fd 2 (by native code or by Python) for which ``drop`` is true vanish.
+# The copier runs in a process of its own: a thread would die with a crashing process (abort,
+# segfault, os._exit) and take the crash's last words, still in the pipe, with it. The child
+# outlives its parent, drains the pipe and exits when the last writer is gone.
+_COPIER = r"""
+import os, re, sys
+drop = re.compile(sys.argv[1]) if sys.argv[1] else None
+keep = re.compile(sys.argv[2])
+out = os.fdopen(int(sys.argv[3]), "wb")
+for raw in sys.stdin.buffer:
+    line = raw.decode("utf-8", "replace").rstrip("\r\n")
+    if drop is None or not drop.fullmatch(line) or keep.search(line):
+        out.write(raw)
+        out.flush()
+"""
+# Never dropped, whatever the mode: how native code and the runtime say they are dying.
+_LAST_WORDS = re.compile(
+    r"^F\d{4} |Check failed|terminate called|Fatal Python error|Segmentation fault|Aborted|core dumped"
+)
+_EVERYTHING = re.compile(r".*", re.S)
 
-    fd 2 is pointed at a pipe; a thread copies each line it reads to the real fd 2
-    unless ``drop(line)``. Python exceptions propagate; the original fd 2 is back
-    on exit. A child process that inherited the pipe and outlives the block keeps
-    being filtered until it exits.
+
+@contextlib.contextmanager
+def filter_native_stderr(drop: re.Pattern | None = _PROBE) -> Iterator[None]:
+    """Within the block, lines written to fd 2 (by native code or by Python) that ``drop``
+    matches whole vanish, except a dying process's last words (``_LAST_WORDS``).
+
+    fd 2 is pointed at a pipe; a child process copies each line it reads to the real fd 2
+    unless it is dropped. It outlives a crash of this process, so a native abort's message
+    still reaches the terminal and the report. Python exceptions propagate; the original
+    fd 2 is back on exit. A child process that inherited the pipe and outlives the block
+    keeps being filtered until it exits.
     """
     sys.stderr.flush()
     saved = os.dup(2)
-    out = os.fdopen(os.dup(saved), "wb")  # the copier's own handle: it may outlive the block
     read_end, write_end = os.pipe()
-
-    def copy() -> None:
-        with os.fdopen(read_end, "rb") as lines, out:
-            for raw in lines:
-                if not drop(raw.decode("utf-8", "replace")):
-                    out.write(raw)
-                    out.flush()
-
-    copier = threading.Thread(target=copy, name="native-stderr-filter", daemon=True)
-    copier.start()
+    copier = subprocess.Popen(
+        [
+            sys.executable,
+            "-S",
+            "-c",
+            _COPIER,
+            drop.pattern if drop is not None else "",
+            _LAST_WORDS.pattern,
+            str(saved),
+        ],
+        stdin=read_end,
+        pass_fds=(saved,),
+        close_fds=True,
+    )
+    os.close(read_end)
     os.dup2(write_end, 2)
     os.close(write_end)
     try:
         yield
     finally:
         sys.stderr.flush()
-        os.dup2(saved, 2)  # the pipe's last writer is gone: the copier drains it and ends
+        os.dup2(saved, 2)  # the pipe's last writer in this process is gone: the copier drains it and ends
         os.close(saved)
-        copier.join(timeout=5)
+        try:
+            copier.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # a child process still holds the pipe: it keeps being filtered
+            pass
 
 
 def quiet_native_stderr():
-    """Everything written to fd 2 within the block vanishes (a command whose stderr must hold only its own lines)."""
-    return filter_native_stderr(lambda line: True)
+    """Everything written to fd 2 within the block vanishes (a command whose stderr must hold
+    only its own lines), except a dying process's last words."""
+    return filter_native_stderr(_EVERYTHING)
 
 
 _kept_filter: contextlib.AbstractContextManager | None = None  # entered once, never left
