@@ -355,3 +355,58 @@ def test_a_model_trained_at_step_25_is_scored_with_step_25(tmp_path):
     scores = scores_in(result.stdout)
     for g, value in zip(GENRES, expected):
         assert scores[g] == pytest.approx(value, abs=6e-4)
+
+
+def test_a_run_folder_is_the_model_and_json_says_what_the_report_says(model_path, clip, capsys):
+    assert main([str(model_path.parent), str(clip), "--upper", "0.7"]) == 0
+    report_scores = scores_in(capsys.readouterr().out)
+    assert main([str(model_path.parent), str(clip), "--upper", "0.7", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["scores"]) == set(GENRES)
+    for genre, value in report_scores.items():
+        assert result["scores"][genre] == pytest.approx(value, abs=6e-4)
+    assert result["confident"] == [g for g in sorted(result["scores"], key=result["scores"].get, reverse=True)
+                                   if result["scores"][g] > 0.7]  # fmt: skip
+    assert result["model"]["kind"] == "cnn3d" and result["frames"]["step"] == STEP and result["frames"]["as_trained"]
+    assert len(result["per_slice"]) == 2 and len(result["per_slice"][0]) == len(GENRES)
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert re.fullmatch(r"trailer-genres \S+( \S+)*\n", capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        (b"", "not a Keras model archive"),
+        (b"garbage, not a zip\n" * 50, "not a Keras model archive"),
+        ("zip without weights", "lacks model.weights.h5"),
+    ],
+)
+def test_a_corrupt_model_file_is_refused_before_keras_loads_it(clip, tmp_path, capsys, monkeypatch, content, says):
+    import zipfile
+
+    import lib.apps.infer as infer
+
+    bad = tmp_path / "run"
+    bad.mkdir()
+    if isinstance(content, str):
+        with zipfile.ZipFile(bad / "model.keras", "w") as archive:
+            archive.writestr("config.json", "{}")
+    else:
+        (bad / "model.keras").write_bytes(content)
+    write_info(bad, "cnn3d", SLICE_SECTION)
+    t0 = time.perf_counter()
+    assert main([str(bad), str(clip)]) == 2
+    assert (
+        time.perf_counter() - t0 < 2.0
+    )  # refused before Keras loads the model (it took 16.7 s to say "File not found")
+    assert says in one_error_line(capsys)
+
+
+def test_a_folder_without_a_model_is_not_a_run(clip, tmp_path, capsys):
+    assert main([str(tmp_path), str(clip)]) == 2
+    assert "without model.keras" in one_error_line(capsys)

@@ -1,7 +1,8 @@
 """Genre report for one new trailer (the paper code's ``-f`` and ``-yt`` options).
 
-    python -m lib.apps.infer MODEL TRAILER [--lower 0.25] [--upper 0.75] [--aggregate mean]
+    python -m lib.apps.infer MODEL TRAILER [--lower 0.25] [--upper 0.75] [--aggregate mean] [--json]
     trailer-genres MODEL TRAILER ...
+    trailer-genres --version
 
 MODEL is a train-stage run folder, or a trained ``.keras`` file with its
 ``model_info.json`` beside it (``lib.models.info``). TRAILER is a video file, a folder of
@@ -25,9 +26,11 @@ on stderr and a non-zero exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,13 +65,32 @@ def is_url(text: str) -> bool:
 
 
 def locate_model(spec: str) -> tuple[Path, Path]:
-    """(run folder, model file) of MODEL: a run folder or a ``.keras`` file in one."""
+    """(run folder, model file) of MODEL: a run folder or a ``.keras`` file in one. A file
+    that is not a Keras archive is refused here, in milliseconds, before Keras loads."""
     path = Path(spec).expanduser()
     if path.is_dir():
+        if not (path / "model.keras").is_file():
+            raise InferenceError(f"{path} is a folder without model.keras: not a train-stage run folder")
         path = path / "model.keras"
     if not path.is_file():
         raise InferenceError(f"model file not found: {path}")
+    check_keras_archive(path)
     return path.parent, path
+
+
+def check_keras_archive(path: Path) -> None:
+    """A ``.keras`` file is a zip holding ``config.json`` and ``model.weights.h5``."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InferenceError(f"{path} is not a Keras model archive (.keras is a zip file): {exc}") from None
+    missing = sorted({"config.json", "model.weights.h5"} - names)
+    if missing:
+        raise InferenceError(f"{path} is not a Keras model archive: it lacks {', '.join(missing)}")
+    if damaged is not None:
+        raise InferenceError(f"{path} is damaged: {damaged} fails its checksum")
 
 
 def read_model_info(run_dir: Path) -> ModelInfo:
@@ -253,6 +275,8 @@ def format_report(
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Score the 18 genres of one film trailer with a trained model.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object instead of the report")
     p.add_argument("model", help="a train-stage run folder, or a trained .keras file with model_info.json beside it")
     p.add_argument("trailer", help="video file, folder of frame images, or http(s) URL")
     p.add_argument("--lower", type=float, default=0.25, help="below this a genre is confidently absent (default 0.25)")
@@ -283,6 +307,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(PROG)
+    except PackageNotFoundError:  # run from a checkout that was not installed
+        return "(not installed)"
+
+
+def as_json(genres, scored, trailer: Trailer, settings: FrameSettings, info: ModelInfo, lower: float, upper: float):
+    """The machine-readable result: what the report says, as numbers."""
+    scores = {g: round(float(v), 6) for g, v in zip(genres, scored.scores)}
+    return {
+        "trailer": trailer.source,
+        "note": trailer.note,
+        "model": {"kind": info.model, "seed": info.seed, "profile": info.profile},
+        "frames": {**settings.as_dict(), "as_trained": info.frames is not None and settings == info.frames},
+        "used": scored.used,
+        "scores": scores,
+        "confident": [g for g in sorted(scores, key=scores.get, reverse=True) if scores[g] > upper],
+        "undecided": [g for g in sorted(scores, key=scores.get, reverse=True) if lower <= scores[g] <= upper],
+        "thresholds": {"lower": lower, "upper": upper},
+        "per_slice": None
+        if scored.per_slice is None
+        else [[round(float(v), 6) for v in row] for row in scored.per_slice],
+    }
+
+
 def run(args: argparse.Namespace) -> str:
     if not 0.0 <= args.lower <= args.upper <= 1.0:
         raise InferenceError(f"need 0 <= --lower <= --upper <= 1, got {args.lower} and {args.upper}")
@@ -301,6 +353,8 @@ def run(args: argparse.Namespace) -> str:
         raise InferenceError(
             f"model gives {len(scored.scores)} scores but model_info.json lists {len(info.genres)} genres"
         )
+    if args.json:
+        return json.dumps(as_json(info.genres, scored, trailer, settings, info, args.lower, args.upper), indent=1)
     return format_report(
         info.genres, scored, len(trailer.frames), args.lower, args.upper, trailer, settings, info.frames
     )
