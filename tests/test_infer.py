@@ -399,11 +399,9 @@ def test_a_corrupt_model_file_is_refused_before_keras_loads_it(clip, tmp_path, c
     else:
         (bad / "model.keras").write_bytes(content)
     write_info(bad, "cnn3d", SLICE_SECTION)
-    t0 = time.perf_counter()
+    # Keras took 16.7 s to say "File not found" of such a file: it must never be asked
+    monkeypatch.setattr(infer, "load_model", lambda *a: pytest.fail("the model loader was reached"))
     assert main([str(bad), str(clip)]) == 2
-    assert (
-        time.perf_counter() - t0 < 2.0
-    )  # refused before Keras loads the model (it took 16.7 s to say "File not found")
     assert says in one_error_line(capsys)
 
 
