@@ -31,12 +31,17 @@ export TF_ENABLE_ONEDNN_OPTS := 1
 export PYTHONHASHSEED := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup data study test lint strip-notebooks
+.PHONY: help setup data study test exps plots lint strip-notebooks
 
 help:
-	@echo "make study  - run the whole study (dvc repro) on the demo corpus"
-	@echo "make test   - check formatting and lint, run the tests and the notebooks at smoke size"
-	@echo "make lint   - format the code and fix what the linter can (ruff)"
+	@echo "make setup            - build .venv from requirements.lock and install this repository (editable)"
+	@echo "make data             - setup, then dvc pull the demo snapshot (data/) from the in-repo remote"
+	@echo "make study            - data, then run the whole study (dvc repro) on the demo corpus, ~6 min"
+	@echo "make test             - data, then ruff, the tests and the notebooks at smoke size (what CI runs)"
+	@echo "make exps             - the experiments (dvc exp show), the study's knobs beside the headline macro-AP"
+	@echo "make plots            - dvc plots show: curves, comparison, per-genre AP and the report's figures"
+	@echo "make lint             - format the code and fix what the linter can (ruff)"
+	@echo "make strip-notebooks  - clear the source notebooks' outputs (they are committed without)"
 
 setup: $(STAMP)
 
@@ -61,6 +66,14 @@ test: data
 	$(BIN)/ruff format --check --quiet .
 	$(BIN)/ruff check --quiet .
 	$(BIN)/python -m pytest
+
+# `dvc exp show` lists every parameter, dependency and metric of the pipeline (DVC's design: far wider than a
+# terminal); this is the study's view of its records: the knobs that differ and each run's headline macro-AP.
+exps:
+	PATH=$(BIN):$$PATH $(BIN)/python -m lib.apps.experiments show
+
+plots:
+	$(BIN)/dvc plots show
 
 lint: setup
 	$(BIN)/ruff format .

@@ -13,6 +13,7 @@ means the paired interval excludes zero.
     dvc exp run -S evaluate.aggregate=max && python -m lib.apps.experiments save evaluate.aggregate=max
     # back to the committed study before the next experiment (see the README)
     python -m lib.apps.experiments table          # markdown, for the README
+    python -m lib.apps.experiments show           # DVC's experiments, knobs and headline (make exps)
 """
 
 from __future__ import annotations
@@ -148,12 +149,75 @@ def markdown(table: pd.DataFrame, show_identical: bool = False) -> str:
     return "\n".join(lines)
 
 
+HEADLINE_DIR = "outputs/evaluate/headline/"
+KNOBS = ("study.models", "study.seeds", "frames.step", "frames.size", "train.cnn3d.profile", "train.tsn.encoder",
+         "train.tsn.n_segments", "evaluate.aggregate")  # fmt: skip
+
+
+def _flat(tree: Mapping, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        out.update(_flat(value, name + ".") if isinstance(value, Mapping) else {name: value})
+    return out
+
+
+def experiments_table(records: list, scorers: tuple[str, ...] = ("tsn", "cnn3d", "chance")) -> pd.DataFrame:
+    """One row per commit and per DVC experiment (``dvc exp show --json``): the study's runs and
+    the parameters of ``KNOBS`` that differ between rows, then each
+    scorer's headline macro-AP with its 95% interval, for every run of a model (``tsn-seed42``)."""
+    rows = []
+
+    def add(record, label):
+        data = record.get("data") or {}
+        params = _flat((data.get("params") or {}).get("params.yaml", {}).get("data") or {})
+        row = {"experiment": label, **{k: params.get(k) for k in KNOBS}}
+        for path, metric in (data.get("metrics") or {}).items():
+            if not path.startswith(HEADLINE_DIR):
+                continue
+            name, values = Path(path).stem, (metric or {}).get("data") or {}
+            if name.split("-seed")[0] in scorers and "macro_ap" in values:
+                row[name] = (
+                    f"{values['macro_ap']:.3f} [{values.get('macro_ap_lo', float('nan')):.3f}, {values.get('macro_ap_hi', float('nan')):.3f}]"
+                )
+        rows.append(row)
+
+    for record in records:
+        rev = str(record.get("rev", ""))
+        add(record, record.get("name") or (rev if rev == "workspace" else rev[:7]))
+        for group in record.get("experiments") or []:
+            for exp in group.get("revs") or []:
+                add(exp, exp.get("name") or str(exp.get("rev", ""))[:7])
+    table = pd.DataFrame(rows).set_index("experiment")
+    knobs = [k for k in KNOBS if k in table]
+    always = ("study.models", "study.seeds")  # which runs a row has
+    varying = [k for k in knobs if k in always or table[k].astype(str).nunique() > 1]
+    scores = sorted(c for c in table.columns if c not in KNOBS)
+    return table[varying + scores].fillna("-")
+
+
+def show(argv_dvc: list[str] | None = None) -> str:
+    """``dvc exp show --json`` as the study's compact table (``make exps``)."""
+    import json
+    import subprocess
+
+    result = subprocess.run(
+        ["dvc", "exp", "show", "--json", *(argv_dvc or [])], capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"dvc exp show failed: {result.stderr.strip()[-500:]}")
+    table = experiments_table(json.loads(result.stdout))
+    return table.to_string()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.apps.experiments", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p_save = sub.add_parser("save", help="keep the workspace's evaluate results as experiment NAME")
     p_save.add_argument("name")
     p_save.add_argument("--note", default="", help="what was changed, e.g. the -S flags")
+    p_show = sub.add_parser("show", help="DVC's experiments (dvc exp show --json): knobs and headline macro-AP")
+    p_show.add_argument("-A", "--all-commits", action="store_true", help="every commit, not only HEAD's")
     p_table = sub.add_parser("table", help="every saved experiment against the baseline, as markdown")
     p_table.add_argument("--baseline", default=BASELINE)
     p_table.add_argument(
@@ -168,6 +232,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command == "save":
         print(f"saved {save(args.name, note=args.note)}")
+        return 0
+    if args.command == "show":
+        try:
+            print(show(["-A"] if args.all_commits else []))
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         return 0
     baseline = EXPERIMENTS_DIR / args.baseline
     if not (baseline / "test_labels.csv").exists():

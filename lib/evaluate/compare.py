@@ -10,6 +10,7 @@ Baselines are one dict, ``lib.evaluate.baselines.BASELINES``: adding one is one 
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lib.core.atomic import atomic_write
 from lib.models.info import ModelInfo
 from lib.models.kinds import LoadedRun, load_run
 from lib.scoring import metrics as M
@@ -206,6 +208,40 @@ def paired_table(
             )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+HEADLINE = {"macro_ap": "macro_ap", "mAP": "mAP", "f1": "macro_f1_tuned"}  # headline name -> metrics.json name
+
+
+def headline(metrics: Mapping) -> dict:
+    """The few numbers a person compares first, for ``dvc metrics show`` and ``dvc exp show``:
+    per run and per baseline, macro-AP (scikit-learn's), the peers' trapezoid mAP and the
+    macro-F1 at thresholds tuned on validation, each with its 95% interval (``_lo``, ``_hi``),
+    rounded to 3 decimals. The full document (``metrics.json``) stays beside it."""
+    out = {}
+    for name, values in {**metrics["runs"], **metrics["baselines"]}.items():
+        row = {}
+        for short, key in HEADLINE.items():
+            if values.get(key) is None:
+                continue
+            row[short] = round(float(values[key]), 3)
+            for side, suffix in (("lo", "ci95_low"), ("hi", "ci95_high")):
+                bound = values.get(f"{key}_{suffix}")
+                if bound is not None:
+                    row[f"{short}_{side}"] = round(float(bound), 3)
+        out[name] = row
+    return out
+
+
+def write_headline(rows: Mapping[str, Mapping], folder: Path) -> None:
+    """One small JSON per scorer in ``folder``, so ``dvc metrics show`` prints a row per scorer
+    (its columns are the keys: nine, not one per scorer and metric)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.json"):
+        if old.stem not in rows:
+            old.unlink()  # a run no longer in the study
+    for name, row in rows.items():
+        atomic_write(folder / f"{name}.json", json.dumps(dict(row), indent=1) + "\n")
 
 
 def metrics_document(

@@ -196,6 +196,7 @@ def fit(
     history = pd.DataFrame(h.history)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
     history.to_csv(out_dir / "history.csv", index=False)
+    write_curves(history, out_dir / CURVES_DIR)
     best_row = history.loc[history[MONITOR].idxmax()]
     best = {k: float(v) for k, v in best_row.items() if k != "epoch"}
     result = FitResult(
@@ -211,6 +212,24 @@ def fit(
             }
         )
     return result
+
+
+CURVES_DIR = "curves"
+
+
+def write_curves(history: pd.DataFrame, folder: Path) -> None:
+    """``loss.csv`` and ``auc_pr.csv``: each metric per epoch for the training and the validation
+    split, one row per (epoch, split), so ``dvc plots show`` overlays the two (the custom
+    template ``.dvc/plots/train_val.json`` colours by ``split``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for metric in ("loss", "auc_pr"):
+        long = pd.concat(
+            [
+                pd.DataFrame({"epoch": history["epoch"], "split": split, "value": history[prefix + metric]})
+                for split, prefix in (("train", ""), ("val", "val_"))
+            ]
+        )
+        long.round(5).to_csv(folder / f"{metric}.csv", index=False)
 
 
 def save_inference_model(model: keras.Model, weights: str | Path, path: str | Path) -> keras.Model:
