@@ -6,6 +6,7 @@ Importing ``lib`` points Keras and matplotlib at the repository's ``.cache/``
 """
 
 import os as _os
+import warnings as _warnings
 from pathlib import Path as _Path
 
 _CACHE = _Path(__file__).resolve().parents[1] / ".cache"
@@ -20,3 +21,6 @@ _os.environ.setdefault("HF_HOME", str(_CACHE / "huggingface"))
 # them (benchmarks/bench_onednn.py). They change float round-off, which training amplifies
 # like a change of seed (README, "CPU speed: oneDNN").
 _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+# A library imports tqdm.auto, which warns in every notebook kernel that ipywidgets is missing; the
+# study's own progress is plain text (lib.core.progress), so that one warning says nothing.
+_warnings.filterwarnings("ignore", message="IProgress not found", module="tqdm")

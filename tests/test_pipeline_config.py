@@ -1,6 +1,6 @@
 """dvc.yaml, params.yaml and the notebooks' parameters cells agree with each other.
 
-papermill's `-f params.yaml` replaces a notebook's section dict whole, so a key that
+papermill's `-y "$(python -m lib.core.params SECTION...)"` replaces a notebook's section dict whole, so a key that
 the smoke defaults have but params.yaml lacks (or the reverse) would silently change
 what `dvc repro` runs compared with what nbval tested.
 """
@@ -92,6 +92,15 @@ def test_smoke_defaults_have_the_same_keys_as_params_yaml(name):
         f"{name}: smoke defaults and params.yaml differ: only in notebook {sorted(set(defaults[name]) - set(PARAMS[name]))}, "
         f"only in params.yaml {sorted(set(PARAMS[name]) - set(defaults[name]))}"
     )
+
+
+@pytest.mark.parametrize("name", NOTEBOOK_STAGES)
+def test_a_stage_hands_its_notebook_exactly_the_sections_its_parameters_cell_takes(name):
+    match = re.search(r'-y "\$\(python -m lib\.core\.params ([\w ]+)\)"', STAGES[name]["cmd"])
+    assert match, f"stage {name} does not pass its own params.yaml sections: {STAGES[name]['cmd']}"
+    assert "-f params.yaml" not in STAGES[name]["cmd"], "the whole params.yaml would be injected into the report"
+    sections = match.group(1).split()
+    assert set(sections) == set(_parameters_cell_dicts(_notebook_of(STAGES[name]))) & set(PARAMS), sections
 
 
 def _parameters_cell_names(notebook: str) -> dict[str, object]:

@@ -563,3 +563,21 @@ class DownloadParams:
         _at_least(self, "jobs", 1, where, file)
         _at_least(self, "pause retries backoff stop_after_throttled", 0, where, file)
         _positive_float(self, "socket_timeout", where, file)
+
+
+def sections_yaml(names: list[str], path: str | Path = PARAMS) -> str:
+    """The named top-level sections of ``params.yaml`` as one line of YAML: what a stage hands
+    papermill (``-y``), so its report shows its own parameters, not the whole file."""
+    data = load_params(path=path)
+    missing = [n for n in names if n not in data]
+    if missing:
+        raise SystemExit(f"{path}: no section(s) {missing}")
+    return yaml.safe_dump(
+        {n: data[n] for n in names}, default_flow_style=True, width=float("inf"), sort_keys=False
+    ).strip()
+
+
+if __name__ == "__main__":  # python -m lib.core.params SECTION [SECTION ...]
+    import sys
+
+    print(sections_yaml(sys.argv[1:]))

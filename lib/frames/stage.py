@@ -4,7 +4,8 @@
    frames, and the same ffmpeg run measures the computable features as a second
    output; films sharing a youtubeId share it), by
    ``n_jobs`` worker threads, each driving its own single-threaded ffmpeg process
-   (0 = one per core). A tqdm bar counts trailers kept, pruned and resumed.
+   (0 = one per core). A tqdm bar (or, with ``progress="lines"``, a line per tenth of the
+   trailers: ``lib.core.progress``) counts trailers kept, pruned and resumed.
 2. Each result is written at once, atomically, as a *part* in ``parts_dir``:
    ``<youtubeId>.json`` (the outcome, written last: it marks the part complete) and,
    for kept trailers, ``<youtubeId>.npy`` (the frames). Parts live in a subfolder
@@ -46,6 +47,7 @@ from lib.core.atomic import STALE_GLOB, atomic_write
 from lib.core.interrupt import terminate_as_interrupt
 from lib.core.params import FrameSettings
 from lib.core.paths import ROOT
+from lib.core.progress import LineProgress
 from lib.encoders.embeddings import DTYPE as EMBEDDINGS_DTYPE
 from lib.encoders.embeddings import write_embeddings
 from lib.frames import extract, features
@@ -280,7 +282,7 @@ def run_frames_stage(
     *,
     n_jobs: int = 0,
     keep_parts: bool = False,
-    progress: bool = True,
+    progress: bool | str = True,
     encoder: NativeEncoder | None = None,
     embed_dir: str | Path | None = None,
 ) -> StageResult:
@@ -310,7 +312,10 @@ def run_frames_stage(
     workers = resolve_jobs(n_jobs)
     stop = extract.StopSwitch()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="frames")
-    bar = tqdm(total=len(youtube_ids), desc="frames", unit="trailer", disable=not progress, mininterval=1.0)
+    if progress == "lines":  # a log or an executed notebook: a line per tenth, not a redrawn bar
+        bar = LineProgress(len(youtube_ids), "frames", "trailer")
+    else:
+        bar = tqdm(total=len(youtube_ids), desc="frames", unit="trailer", disable=not progress, mininterval=1.0)
     try:
         with terminate_as_interrupt():  # SIGTERM and SIGHUP take the same way out as Ctrl-C
             try:
