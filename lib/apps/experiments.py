@@ -1,19 +1,20 @@
 """Single-parameter experiments, each against the study it varies, on the same test films.
 
-`dvc exp run -S key=value` reruns the study with one value changed and leaves its results
-in the workspace. ``save`` keeps what a comparison needs: every run's test film scores
-(``outputs/evaluate/tables/<run>/film_scores_test.csv``) and the evaluate stage's
-``metrics.json``, under ``reports/experiments/<name>/``. ``table`` then scores each saved
-experiment's runs against the same runs of the saved baseline (by convention the folder
-``default``): macro-AP with its bootstrap interval, and the paired difference to the
-baseline's run, both resampling the same test films, so that "measurably different"
-means the paired interval excludes zero.
+DVC runs and records the experiments; this module reads its records:
 
-    dvc repro && python -m lib.apps.experiments save default
-    dvc exp run -S evaluate.aggregate=max && python -m lib.apps.experiments save evaluate.aggregate=max
-    # back to the committed study before the next experiment (see the README)
-    python -m lib.apps.experiments table          # markdown, for the README
-    python -m lib.apps.experiments show           # DVC's experiments, knobs and headline (make exps)
+    dvc exp run --temp -n tsn-2-segments -S train.tsn.n_segments=2   # in a temporary copy: the workspace stays
+    python -m lib.apps.experiments show     # every experiment: the knobs that differ, each run's macro-AP (make exps)
+    python -m lib.apps.experiments table    # each experiment's runs against HEAD's study, paired, as markdown
+
+``table`` reads every run's test film scores (``outputs/evaluate/tables/<run>/film_scores_test.csv``)
+of HEAD and of each DVC experiment on it from DVC's cache (``dvc.api.DVCFileSystem`` at the
+experiment's commit), and scores each run against the same run of the study: macro-AP with its
+bootstrap interval, and the paired difference, both resampling the same test films, so that
+"measurably different" means the paired interval excludes zero.
+
+``save`` keeps an experiment's scores in git instead, under ``reports/experiments/<name>/``
+(DVC's experiment refs live in the local repository unless pushed with ``dvc exp push``);
+``table --saved`` compares those folders, against ``default``.
 """
 
 from __future__ import annotations
@@ -69,9 +70,13 @@ def save(
     return dest
 
 
-def load(folder: Path) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """(test labels indexed by movieId, {run: film scores indexed by movieId}) of one saved experiment."""
-    folder = Path(folder)
+def load(source: Path | str) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """(test labels indexed by movieId, {run: film scores indexed by movieId}) of one experiment:
+    a saved folder (a ``Path``), or a git revision (a ``str``: a commit, a branch, or a DVC
+    experiment's commit) whose outputs are read from DVC's cache, as DVC recorded them."""
+    if isinstance(source, str):
+        return load_rev(source)
+    folder = Path(source)
     labels = pd.read_csv(folder / "test_labels.csv").set_index("movieId")[list(GENRES)]
     runs = {
         p.parent.name: pd.read_csv(p).set_index("movieId")[list(GENRES)]
@@ -80,9 +85,44 @@ def load(folder: Path) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     return labels, runs
 
 
+def load_rev(rev: str, repo: Path = ROOT) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """``load`` of a revision: its ``labels.csv`` and every run's test film scores, through
+    ``dvc.api.DVCFileSystem`` (git for the pipeline files, the local DVC cache for outputs)."""
+    from dvc.api import DVCFileSystem
+
+    fs = DVCFileSystem(str(repo), rev=rev)
+    with fs.open("outputs/prepare/labels.csv") as fh:
+        labels = pd.read_csv(fh, dtype={"youtubeId": str})
+    labels = labels[labels["split"] == "test"].set_index("movieId")[list(GENRES)]
+    runs = {}
+    for path in sorted(fs.glob(f"/outputs/evaluate/tables/*/{SCORES_NAME}")):
+        with fs.open(path) as fh:
+            runs[Path(path).parent.name] = pd.read_csv(fh).set_index("movieId")[list(GENRES)]
+    if not runs:
+        raise FileNotFoundError(f"revision {rev}: no {SCORES_NAME} under outputs/evaluate/tables (was it evaluated?)")
+    return labels, runs
+
+
+def dvc_experiments(repo: Path = ROOT) -> dict[str, str]:
+    """{name: commit} of the DVC experiments based on HEAD (``dvc exp show --json``)."""
+    import json
+    import subprocess
+
+    result = subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True, cwd=repo, timeout=600)
+    if result.returncode != 0:
+        raise RuntimeError(f"dvc exp show failed: {result.stderr.strip()[-500:]}")
+    found = {}
+    for record in json.loads(result.stdout):
+        for group in record.get("experiments") or []:
+            for exp in group.get("revs") or []:
+                if not exp.get("error"):
+                    found[exp.get("name") or exp["rev"][:7]] = exp["rev"]
+    return found
+
+
 def compare(
-    baseline: Path,
-    experiments: Mapping[str, Path],
+    baseline: Path | str,
+    experiments: Mapping[str, Path | str],
     against: Mapping[str, str] | None = None,
     n_boot: int = 1000,
     seed: int = 0,
@@ -218,8 +258,11 @@ def main(argv=None) -> int:
     p_save.add_argument("--note", default="", help="what was changed, e.g. the -S flags")
     p_show = sub.add_parser("show", help="DVC's experiments (dvc exp show --json): knobs and headline macro-AP")
     p_show.add_argument("-A", "--all-commits", action="store_true", help="every commit, not only HEAD's")
-    p_table = sub.add_parser("table", help="every saved experiment against the baseline, as markdown")
-    p_table.add_argument("--baseline", default=BASELINE)
+    p_table = sub.add_parser(
+        "table", help="every DVC experiment of HEAD against HEAD's study, as markdown (--saved: the saved folders)"
+    )
+    p_table.add_argument("--saved", action="store_true", help="the folders under reports/experiments/ instead")
+    p_table.add_argument("--baseline", default=None, help="with --saved: the baseline folder (default: default)")
     p_table.add_argument(
         "--against",
         action="append",
@@ -240,18 +283,27 @@ def main(argv=None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         return 0
-    baseline = EXPERIMENTS_DIR / args.baseline
-    if not (baseline / "test_labels.csv").exists():
-        print(
-            f"error: no saved baseline at {baseline}; run `python -m lib.apps.experiments save {args.baseline}` on the unchanged study",
-            file=sys.stderr,
-        )
-        return 2
-    others = {
-        p.name: p
-        for p in sorted(EXPERIMENTS_DIR.iterdir())
-        if p.is_dir() and p.name != args.baseline and (p / "test_labels.csv").exists()
-    }
+    if args.saved:
+        name = args.baseline or BASELINE
+        baseline = EXPERIMENTS_DIR / name
+        if not (baseline / "test_labels.csv").exists():
+            print(
+                f"error: no saved baseline at {baseline}; run `python -m lib.apps.experiments save {name}` on the unchanged study",
+                file=sys.stderr,
+            )
+            return 2
+        others = {
+            p.name: p
+            for p in sorted(EXPERIMENTS_DIR.iterdir())
+            if p.is_dir() and p.name != name and (p / "test_labels.csv").exists()
+        }
+    else:
+        baseline = args.baseline or "HEAD"
+        others = dvc_experiments()
+        if not others:
+            print(
+                "no DVC experiments on HEAD: run one, e.g. `dvc exp run --temp -n NAME -S key=value`", file=sys.stderr
+            )
     try:
         against = dict(pair.split("=", 1) for pair in args.against)
     except ValueError:
