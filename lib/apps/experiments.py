@@ -126,6 +126,7 @@ def compare(
     against: Mapping[str, str] | None = None,
     n_boot: int = 1000,
     seed: int = 0,
+    baseline_name: str = BASELINE,
 ) -> pd.DataFrame:
     """One row per (experiment, run): macro-AP [95% CI] and the paired difference to the
     baseline's run of the same name [95% CI], on the films both scored. A run that the
@@ -135,12 +136,12 @@ def compare(
     against = dict(against or {})
     base_labels, base_runs = load(baseline)
     rows = []
-    for exp_name, folder in {BASELINE: baseline, **experiments}.items():
+    for exp_name, folder in {baseline_name: baseline, **experiments}.items():
         labels, runs = load(folder)
         for run, scores in runs.items():
             row = {"experiment": exp_name, "run": run}
             ref_name = run if run in base_runs else against.get(run)
-            ref = base_runs.get(ref_name) if exp_name != BASELINE else None
+            ref = base_runs.get(ref_name) if exp_name != baseline_name else None
             films = scores.index.intersection(labels.index)
             if ref is not None:
                 films = films.intersection(ref.index).intersection(base_labels.index)
@@ -172,7 +173,7 @@ def markdown(table: pd.DataFrame, show_identical: bool = False) -> str:
     exactly as they were (``tsn`` when only the slice models changed) is left out unless
     ``show_identical``."""
     lines = [
-        "| experiment | run | test films | macro-AP [95% CI] | − the default study's run [95% CI] | verdict |",
+        "| experiment | run | test films | macro-AP [95% CI] | − the study's run [95% CI] | verdict |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for r in table.itertuples():
@@ -308,7 +309,7 @@ def main(argv=None) -> int:
         against = dict(pair.split("=", 1) for pair in args.against)
     except ValueError:
         parser.error(f"--against takes RUN=BASELINE_RUN, got {args.against}")
-    table = compare(baseline, others, against)
+    table = compare(baseline, others, against, baseline_name=name if args.saved else "study (HEAD)")
     if args.csv:
         table.to_csv(args.csv, index=False)
     print(markdown(table, show_identical=args.all))
