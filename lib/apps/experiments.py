@@ -103,20 +103,23 @@ def load_rev(rev: str, repo: Path = ROOT) -> tuple[pd.DataFrame, dict[str, pd.Da
     return labels, runs
 
 
-def dvc_experiments(repo: Path = ROOT) -> dict[str, str]:
-    """{name: commit} of the DVC experiments based on HEAD (``dvc exp show --json``)."""
+def dvc_experiments(repo: Path = ROOT, commits: int = 20) -> dict[str, dict[str, str]]:
+    """{baseline commit: {experiment name: its commit}} of the DVC experiments on the last
+    ``commits`` commits (``dvc exp show --json -n``): each is compared with the study it ran from."""
     import json
     import subprocess
 
-    result = subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True, cwd=repo, timeout=600)
+    result = subprocess.run(
+        ["dvc", "exp", "show", "--json", "-n", str(commits)], capture_output=True, text=True, cwd=repo, timeout=600
+    )
     if result.returncode != 0:
         raise RuntimeError(f"dvc exp show failed: {result.stderr.strip()[-500:]}")
-    found = {}
+    found: dict[str, dict[str, str]] = {}
     for record in json.loads(result.stdout):
         for group in record.get("experiments") or []:
             for exp in group.get("revs") or []:
                 if not exp.get("error"):
-                    found[exp.get("name") or exp["rev"][:7]] = exp["rev"]
+                    found.setdefault(record["rev"], {})[exp.get("name") or exp["rev"][:7]] = exp["rev"]
     return found
 
 
@@ -191,8 +194,7 @@ def markdown(table: pd.DataFrame, show_identical: bool = False) -> str:
 
 
 HEADLINE_DIR = "outputs/evaluate/headline/"
-KNOBS = ("study.models", "study.seeds", "frames.step", "frames.size", "train.cnn3d.profile", "train.tsn.encoder",
-         "train.tsn.n_segments", "evaluate.aggregate")  # fmt: skip
+ALWAYS = ("study.models", "study.seeds")  # which runs a row has
 
 
 def _flat(tree: Mapping, prefix: str = "") -> dict:
@@ -205,14 +207,14 @@ def _flat(tree: Mapping, prefix: str = "") -> dict:
 
 def experiments_table(records: list, scorers: tuple[str, ...] = ("tsn", "cnn3d", "chance")) -> pd.DataFrame:
     """One row per commit and per DVC experiment (``dvc exp show --json``): the study's runs and
-    the parameters of ``KNOBS`` that differ between rows, then each
+    every parameter that differs between rows, then each
     scorer's headline macro-AP with its 95% interval, for every run of a model (``tsn-seed42``)."""
     rows = []
 
     def add(record, label):
         data = record.get("data") or {}
         params = _flat((data.get("params") or {}).get("params.yaml", {}).get("data") or {})
-        row = {"experiment": label, **{k: params.get(k) for k in KNOBS}}
+        row = {"experiment": label, **{f"param:{k}": v for k, v in params.items()}}
         for path, metric in (data.get("metrics") or {}).items():
             if not path.startswith(HEADLINE_DIR):
                 continue
@@ -223,18 +225,20 @@ def experiments_table(records: list, scorers: tuple[str, ...] = ("tsn", "cnn3d",
                 )
         rows.append(row)
 
-    for record in records:
+    for i, record in enumerate(records):
         rev = str(record.get("rev", ""))
+        if i > 1 and not record.get("experiments"):
+            continue  # an older commit (dvc exp show -n) without experiments of its own
         add(record, record.get("name") or (rev if rev == "workspace" else rev[:7]))
         for group in record.get("experiments") or []:
             for exp in group.get("revs") or []:
                 add(exp, exp.get("name") or str(exp.get("rev", ""))[:7])
     table = pd.DataFrame(rows).set_index("experiment")
-    knobs = [k for k in KNOBS if k in table]
-    always = ("study.models", "study.seeds")  # which runs a row has
-    varying = [k for k in knobs if k in always or table[k].astype(str).nunique() > 1]
-    scores = sorted(c for c in table.columns if c not in KNOBS)
-    return table[varying + scores].fillna("-")
+    params = [c for c in table.columns if c.startswith("param:")]
+    varying = [c for c in params if c[len("param:") :] in ALWAYS or table[c].astype(str).nunique() > 1]
+    scores = sorted(c for c in table.columns if not c.startswith("param:"))
+    table = table[varying + scores].rename(columns=lambda c: c.removeprefix("param:"))
+    return table.fillna("-")
 
 
 def show(argv_dvc: list[str] | None = None) -> str:
@@ -243,7 +247,11 @@ def show(argv_dvc: list[str] | None = None) -> str:
     import subprocess
 
     result = subprocess.run(
-        ["dvc", "exp", "show", "--json", *(argv_dvc or [])], capture_output=True, text=True, cwd=ROOT, timeout=600
+        ["dvc", "exp", "show", "--json", "-n", "20", *(argv_dvc or [])],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
     )
     if result.returncode != 0:
         raise RuntimeError(f"dvc exp show failed: {result.stderr.strip()[-500:]}")
@@ -298,18 +306,23 @@ def main(argv=None) -> int:
             for p in sorted(EXPERIMENTS_DIR.iterdir())
             if p.is_dir() and p.name != name and (p / "test_labels.csv").exists()
         }
-    else:
-        baseline = args.baseline or "HEAD"
-        others = dvc_experiments()
-        if not others:
-            print(
-                "no DVC experiments on HEAD: run one, e.g. `dvc exp run --temp -n NAME -S key=value`", file=sys.stderr
-            )
     try:
         against = dict(pair.split("=", 1) for pair in args.against)
     except ValueError:
         parser.error(f"--against takes RUN=BASELINE_RUN, got {args.against}")
-    table = compare(baseline, others, against, baseline_name=name if args.saved else "study (HEAD)")
+    if args.saved:
+        table = compare(baseline, others, against, baseline_name=name)
+    else:  # each DVC experiment against the study it ran from
+        groups = dvc_experiments()
+        if not groups:
+            print("no DVC experiments: run one, e.g. `dvc exp run --temp -n NAME -S key=value`", file=sys.stderr)
+            return 1
+        parts = [compare(base, exps, against, baseline_name=f"study ({base[:7]})") for base, exps in groups.items()]
+        table = pd.concat(parts, ignore_index=True)
+        # the study's own rows once (several commits, one pipeline, same scores), named for what they are
+        study = table["experiment"].str.startswith("study (")
+        kept = ~study | ~table.duplicated(subset=["run", "n_films", "macro_ap", "low", "high"])
+        table = table[kept].assign(experiment=lambda t: t["experiment"].where(~study[kept], "study"))
     if args.csv:
         table.to_csv(args.csv, index=False)
     print(markdown(table, show_identical=args.all))
