@@ -136,3 +136,30 @@ def test_an_executed_notebook_shows_no_probe_line_but_every_real_warning(tmp_pat
     assert "cuda" not in stderr.lower(), stderr
     for real in ("a real warning", "a real message on stderr", "a native error line"):
         assert real in stderr, f"{real!r} missing from the notebook's stderr:\n{stderr}"
+
+
+INTERRUPTED = """
+import os, signal, time
+from lib.core.native_stderr import filter_native_stderr
+with filter_native_stderr():
+    os.write(2, b"before the interrupt\\n")
+    try:
+        os.killpg(0, signal.SIGINT)  # a terminal's Ctrl-C, or a kernel shutdown: the whole process group
+        time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    os.write(2, b"after the interrupt\\n")
+"""
+
+
+def test_an_interrupt_of_the_process_group_does_not_kill_the_copier():
+    result = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+        start_new_session=True,  # the group signalled is this test's child's own
+    )
+    assert result.stderr.splitlines() == ["before the interrupt", "after the interrupt"], result.stderr

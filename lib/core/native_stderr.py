@@ -56,7 +56,8 @@ def is_probe_line(line: str) -> bool:
 # segfault, os._exit) and take the crash's last words, still in the pipe, with it. The child
 # outlives its parent, drains the pipe and exits when the last writer is gone.
 _COPIER = r"""
-import os, re, sys
+import os, re, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupt is for the parent: drain until the pipe closes
 drop = re.compile(sys.argv[1]) if sys.argv[1] else None
 keep = re.compile(sys.argv[2])
 out = os.fdopen(int(sys.argv[3]), "wb")
@@ -100,6 +101,7 @@ def filter_native_stderr(drop: re.Pattern | None = _PROBE) -> Iterator[None]:
         stdin=read_end,
         pass_fds=(saved,),
         close_fds=True,
+        start_new_session=True,  # a terminal's Ctrl-C or a kernel shutdown signals the parent's group, not the copier
     )
     os.close(read_end)
     os.dup2(write_end, 2)
