@@ -35,7 +35,7 @@ def problems(nb: dict, source_cell_names: set[str]) -> list[str]:
             found.append(f"progress bar or tqdm warning on stderr: {text[:80]!r}")
         if m := MACHINE_PATH.search(text):
             found.append(f"machine path: {text[max(m.start() - 40, 0) : m.end() + 40]!r}")
-        if out.get("output_type") == "stream" and (m := LONG_FLOAT.search(text)):
+        if m := LONG_FLOAT.search(text):
             found.append(f"unrounded number: {m.group(0)}")
     injected = [c for c in nb["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
     for cell in injected:
