@@ -140,7 +140,7 @@ class ModelKind:
     ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
         """(film scores: index movieId in the order of ``movie_ids``, ``n_slices``, then one
         column per genre; slice scores, or None for a kind that has none). ``embed_dir``: the
-        embed stage's cache, for a kind that can score from it (``scored_from``)."""
+        frames stage's embedding cache, for a kind that can score from it (``scored_from``)."""
         raise NotImplementedError
 
     def scored_from(self, info: ModelInfo, store: FrameStore, embed_dir: Path | None) -> str:
@@ -294,7 +294,7 @@ class TsnKind(ModelKind):
         if self.cached(params):
             if embed_dir is None:
                 raise ValueError("a frozen-encoder tsn trains on cached embeddings: pass embed_dir")
-            # The embed stage's cache; a run outside dvc (smoke size, a new preset) makes its own.
+            # The frames stage's embedding cache; a run outside dvc (smoke size, a new preset) makes its own.
             problem = E.cache_problem(embed_dir, store, params.encoder)
             if problem:
                 notes.append(f"encoding every frame now ({problem})")
