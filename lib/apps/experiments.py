@@ -103,19 +103,28 @@ def load_rev(rev: str, repo: Path = ROOT) -> tuple[pd.DataFrame, dict[str, pd.Da
     return labels, runs
 
 
-def dvc_experiments(repo: Path = ROOT, commits: int = 20) -> dict[str, dict[str, str]]:
-    """{baseline commit: {experiment name: its commit}} of the DVC experiments on the last
-    ``commits`` commits (``dvc exp show --json -n``): each is compared with the study it ran from."""
+def exp_records(repo: Path = ROOT, commits: int = 20, extra: list[str] | None = None) -> list:
+    """DVC's experiment records of the last ``commits`` commits (``dvc exp show --json -n``)."""
     import json
     import subprocess
 
     result = subprocess.run(
-        ["dvc", "exp", "show", "--json", "-n", str(commits)], capture_output=True, text=True, cwd=repo, timeout=600
+        ["dvc", "exp", "show", "--json", "-n", str(commits), *(extra or [])],
+        capture_output=True,
+        text=True,
+        cwd=repo,
+        timeout=600,
     )
     if result.returncode != 0:
         raise RuntimeError(f"dvc exp show failed: {result.stderr.strip()[-500:]}")
+    return json.loads(result.stdout)
+
+
+def dvc_experiments(repo: Path = ROOT, commits: int = 20) -> dict[str, dict[str, str]]:
+    """{baseline commit: {experiment name: its commit}} of the DVC experiments on the last
+    ``commits`` commits: each is compared with the study it ran from."""
     found: dict[str, dict[str, str]] = {}
-    for record in json.loads(result.stdout):
+    for record in exp_records(repo, commits):
         for group in record.get("experiments") or []:
             for exp in group.get("revs") or []:
                 if not exp.get("error"):
@@ -243,20 +252,7 @@ def experiments_table(records: list, scorers: tuple[str, ...] = ("tsn", "cnn3d",
 
 def show(argv_dvc: list[str] | None = None) -> str:
     """``dvc exp show --json`` as the study's compact table (``make exps``)."""
-    import json
-    import subprocess
-
-    result = subprocess.run(
-        ["dvc", "exp", "show", "--json", "-n", "20", *(argv_dvc or [])],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"dvc exp show failed: {result.stderr.strip()[-500:]}")
-    table = experiments_table(json.loads(result.stdout))
-    return table.to_string()
+    return experiments_table(exp_records(extra=argv_dvc)).to_string()
 
 
 def main(argv=None) -> int:
