@@ -234,6 +234,8 @@ def test_whole_trailer_tsn_model(clip, tmp_path, capsys):
         "epochs": 1,
         "patience": 1,
         "embed_batch_size": 8,
+        "modalities": ["frames"],
+        "audio_filters": [8, 8],
     }
     model = tsn.build_tsn(parse(TsnParams, section, "train.tsn"), (SIZE, SIZE, 3))
     model.save(tmp_path / "model.keras")

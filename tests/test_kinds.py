@@ -26,7 +26,7 @@ from lib.train import fit as T
 from lib.train.runtime import setup_runtime
 
 TOY = "toy_mean_colour"
-BUILT_IN = ("cnn3d", "cnn_lstm", "tsn")
+BUILT_IN = ("cnn3d", "cnn_lstm", "tsn", "tsn_audio", "tsn_av")
 
 
 # -- a toy kind, defined here and nowhere else ------------------------------------------------
@@ -219,7 +219,7 @@ def test_every_model_of_the_study_is_a_registered_kind():
 
 
 def test_an_unknown_kind_is_refused_with_the_known_ones_named():
-    with pytest.raises(ValueError, match=r"unknown model kind 'resnet'; known: cnn3d, cnn_lstm, tsn$"):
+    with pytest.raises(ValueError, match=r"unknown model kind 'resnet'; known: cnn3d, cnn_lstm, tsn, tsn_audio, tsn_av$"):
         get_kind("resnet")
 
 

@@ -98,6 +98,8 @@ TSN = {
     "epochs": 80,
     "patience": 15,
     "embed_batch_size": 32,
+    "modalities": ["frames"],
+    "audio_filters": [8, 8],
 }
 # The train section in its per-model shape: common keys, then one mapping per model.
 TRAIN = {
@@ -383,11 +385,12 @@ def _legacy_settings_key(settings: dict, *extras: bytes) -> str:
 
 def test_cache_key_is_the_frames_stages_settings_key():
     stage = pytest.importorskip("lib.frames.stage")
-    from lib.frames import extract, features
+    from lib.frames import audio, extract, features
 
     extras = [
         Path(extract.__file__).read_bytes(),
         Path(features.__file__).read_bytes(),
+        Path(audio.__file__).read_bytes(),
         Path(extract.ffmpeg_exe()).name.encode(),
     ]
     for s in [

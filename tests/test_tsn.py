@@ -41,6 +41,8 @@ TSN = {
     "epochs": 6,
     "patience": 6,
     "embed_batch_size": 16,
+    "modalities": ["frames"],
+    "audio_filters": [8, 8],
 }
 TRAIN = {
     "model": "tsn",

@@ -82,6 +82,8 @@ def tsn_section(preset, frozen=True, pooling="attention"):
         "epochs": 3,
         "patience": 3,
         "embed_batch_size": 7,
+        "modalities": ["frames"],
+        "audio_filters": [8, 8],
     }
 
 

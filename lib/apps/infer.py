@@ -17,7 +17,10 @@ slice by slice, then the ``--aggregate`` of the slices; the whole-trailer ``tsn`
 once, from the centred frame of each of its segments. A ``tsn`` whose frozen encoder saw
 frames decoded from the videos at its own size (224x224, cropped as its converter does)
 records those settings, so its trailer is decoded at that size too; the report's
-``frames:`` line says which extraction was used.
+``frames:`` line says which extraction was used. A run that hears (``tsn_av``,
+``tsn_audio``: ``audio`` in its ``model_info.json``) gets the trailer's soundtrack too, cut
+into the same log-mel windows as the frames stage's (``lib.frames.audio``); a file without
+sound, or a folder of images, is scored with its sound masked, and the report says so.
 
 Bad input (missing or broken file, a URL that does not download) ends with one line
 on stderr and a non-zero exit status, never a traceback.
@@ -40,6 +43,7 @@ import numpy as np
 from lib.core.ffmpeg import ffmpeg_exe
 from lib.core.native_stderr import quiet_native_stderr  # TensorFlow's C++ runtime writes to fd 2 directly
 from lib.core.params import FrameSettings, ParamsError, parse
+from lib.frames import audio
 from lib.frames.extract import extract_trailer, resize_frames
 from lib.models.info import ModelInfo, ModelInfoError
 
@@ -58,6 +62,7 @@ class Trailer:
     frames: np.ndarray  # (k, size, size, 3) uint8
     source: str
     note: str = ""
+    sound: tuple[np.ndarray, np.ndarray] | None = None  # log-mel windows and presence, one per frame (models that hear)
 
 
 def is_url(text: str) -> bool:
@@ -152,7 +157,7 @@ def fetch_url(url: str, directory: Path) -> Path:
     return max(files, key=lambda p: p.stat().st_size)
 
 
-def frames_from_video(path: Path, settings: FrameSettings) -> Trailer:
+def frames_from_video(path: Path, settings: FrameSettings, hear: bool = False) -> Trailer:
     if not path.exists():
         raise InferenceError(f"trailer not found: {path}")
     if path.is_file() and path.stat().st_size == 0:
@@ -164,7 +169,14 @@ def frames_from_video(path: Path, settings: FrameSettings) -> Trailer:
         raise InferenceError(f"{path}: {result.outcome}: {reason}")
     note = f"partial file: {result.reason}" if result.outcome == "partial" else ""
     duration = f", {result.duration:.1f} s" if result.duration else ""
-    return Trailer(np.asarray(frames), f"{path} ({result.frames_decoded} frames decoded{duration})", note)
+    sound = None
+    if hear:
+        track = audio.decode_audio(path)
+        times = audio.kept_frame_times(len(frames), settings.step, settings.step_unit, result.fps, result.duration)
+        sound = audio.logmel_windows(track.samples if track.ok else None, times)
+        if not track.ok:
+            note = "; ".join(filter(None, [note, f"sound masked: {track.outcome} ({track.reason})"]))
+    return Trailer(np.asarray(frames), f"{path} ({result.frames_decoded} frames decoded{duration})", note, sound)
 
 
 def frames_from_folder(folder: Path, settings: FrameSettings) -> Trailer:
@@ -188,16 +200,21 @@ def frames_from_folder(folder: Path, settings: FrameSettings) -> Trailer:
     return Trailer(frames, f"{folder} ({len(frames)} images)", note)
 
 
-def load_trailer(spec: str, settings: FrameSettings, workdir: Path) -> Trailer:
+def load_trailer(spec: str, settings: FrameSettings, workdir: Path, hear: bool = False) -> Trailer:
+    """``hear``: also cut the soundtrack into the model's log-mel windows."""
     if is_url(spec):
         path = fetch_url(spec, workdir)
-        trailer = frames_from_video(path, settings)
+        trailer = frames_from_video(path, settings, hear)
         trailer.source = f"{spec} -> {trailer.source}"
         return trailer
     path = Path(spec).expanduser()
     if path.is_dir():
-        return frames_from_folder(path, settings)
-    return frames_from_video(path, settings)
+        trailer = frames_from_folder(path, settings)
+        if hear:
+            trailer.sound = audio.logmel_windows(None, np.zeros(len(trailer.frames)))
+            trailer.note = "; ".join(filter(None, [trailer.note, "sound masked: a folder of images has none"]))
+        return trailer
+    return frames_from_video(path, settings, hear)
 
 
 def load_model(run_dir: Path, model_path: Path, info: ModelInfo):
@@ -343,11 +360,17 @@ def run(args: argparse.Namespace) -> str:
     settings = frame_settings(info, args)
     # The input is checked before the model loads: a bad trailer fails in a second.
     with tempfile.TemporaryDirectory(prefix="trailer-genres-") as tmp:
-        trailer = load_trailer(args.trailer, settings, Path(tmp))
+        trailer = load_trailer(args.trailer, settings, Path(tmp), hear=bool((info.extra or {}).get("audio")))
     with quiet_native_stderr():
         loaded = load_model(run_dir, model_path, info)
         scored = loaded.kind.score_frames(
-            loaded.model, info, trailer.frames, how=args.aggregate, top_k=args.top_k, batch_size=args.batch_size
+            loaded.model,
+            info,
+            trailer.frames,
+            how=args.aggregate,
+            top_k=args.top_k,
+            batch_size=args.batch_size,
+            sound=trailer.sound,
         )
     if len(scored.scores) != len(info.genres):
         raise InferenceError(

@@ -510,10 +510,19 @@ class TsnParams:
     epochs: int
     patience: int
     embed_batch_size: int
+    # What the model hears and sees: [frames], [audio] or [frames, audio] (lib/models/tsn.py). The
+    # defaults read a model_info.json written before the soundtrack (frames only); params.yaml names them.
+    modalities: list[Literal["frames", "audio"]] = dataclasses.field(default_factory=lambda: ["frames"])
+    audio_filters: list[int] = dataclasses.field(
+        default_factory=lambda: [32, 64, 64]
+    )  # Conv1D widths over log-mel time
 
     def check(self, where: str, file: str) -> None:
         if not self.encoder:
             fail(f"{where}.encoder", "must not be empty", file)
+        if not self.modalities or len(set(self.modalities)) != len(self.modalities):
+            fail(f"{where}.modalities", f"must name frames, audio or both, once each; got {self.modalities}", file)
+        _all_positive(self, "audio_filters", where, file, nonempty="audio" in self.modalities)
         _all_positive(self, "scratch_filters", where, file, nonempty=self.encoder == "scratch")
         _all_positive(self, "dense", where, file)
         _at_least(self, "n_segments dim heads layers batch_size epochs embed_batch_size", 1, where, file)
@@ -572,9 +581,20 @@ def sections_yaml(names: list[str], path: str | Path = PARAMS) -> str:
     missing = [n for n in names if n not in data]
     if missing:
         raise SystemExit(f"{path}: no section(s) {missing}")
-    return yaml.safe_dump(
-        {n: data[n] for n in names}, default_flow_style=True, width=float("inf"), sort_keys=False
+    return yaml.dump(
+        {n: data[n] for n in names},
+        Dumper=_NoAliases,
+        default_flow_style=True,
+        width=float("inf"),
+        sort_keys=False,
     ).strip()
+
+
+class _NoAliases(yaml.SafeDumper):
+    """Writes a section merged from another (``<<: *tsn``) in full, not as ``&id001`` references."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 if __name__ == "__main__":  # python -m lib.core.params SECTION [SECTION ...]

@@ -50,7 +50,7 @@ from lib.core.paths import ROOT
 from lib.core.progress import LineProgress
 from lib.encoders.embeddings import DTYPE as EMBEDDINGS_DTYPE
 from lib.encoders.embeddings import write_embeddings
-from lib.frames import extract, features
+from lib.frames import audio, extract, features
 from lib.frames.store import FilmFrames, FrameStore, write_frame_store
 
 if TYPE_CHECKING:  # its module loads Keras: a stage without an encoder never imports it
@@ -58,8 +58,21 @@ if TYPE_CHECKING:  # its module loads Keras: a stage without an encoder never im
 
 MANIFEST_FILE = "manifest.csv"
 EMBEDDINGS_SUFFIX = ".emb.npy"  # a part's encoder vectors, beside its frames
+AUDIO_SUFFIX = ".mel.npy"  # a part's log-mel windows, one per kept frame
+AUDIO_FILES = ("logmel.npy", "present.npy", "audio.json")  # the consolidated sound, in audio_dir
 STORE_DIR = "store"
-MANIFEST_COLUMNS = ["movieId", "youtubeId", "outcome", "reason", "duration", "frames_decoded", "frames_kept", "source"]
+MANIFEST_COLUMNS = [
+    "movieId",
+    "youtubeId",
+    "outcome",
+    "reason",
+    "duration",
+    "frames_decoded",
+    "frames_kept",
+    "source",
+    "audio",  # lib.frames.audio.AUDIO_OUTCOMES for a kept trailer, empty for a pruned one
+    "audio_reason",
+]
 TRAILER_TIMEOUT = 900.0  # seconds; a hung ffmpeg makes its trailer unreadable, not the run stall
 
 # Container extensions in order of preference when one youtubeId has several files.
@@ -122,6 +135,7 @@ def settings_key(settings: FrameSettings, encoder: NativeEncoder | None = None) 
     extras = [
         Path(extract.__file__).read_bytes(),
         Path(features.__file__).read_bytes(),
+        Path(audio.__file__).read_bytes(),
         Path(extract.ffmpeg_exe()).name.encode(),
     ]
     if encoder is not None:
@@ -147,11 +161,18 @@ def _source_identity(path: Path | None) -> dict:
 
 
 def write_part(
-    part_dir: Path, youtube_id: str, row: dict, frames: np.ndarray | None, embeddings: np.ndarray | None = None
+    part_dir: Path,
+    youtube_id: str,
+    row: dict,
+    frames: np.ndarray | None,
+    embeddings: np.ndarray | None = None,
+    windows: np.ndarray | None = None,
 ) -> None:
     name = _part_name(youtube_id)
     if frames is not None and len(frames):
         atomic_write(part_dir / f"{name}.npy", lambda fh: np.save(fh, frames))
+    if windows is not None and len(windows):
+        atomic_write(part_dir / f"{name}{AUDIO_SUFFIX}", lambda fh: np.save(fh, windows))
     if embeddings is not None and len(embeddings):
         atomic_write(part_dir / f"{name}{EMBEDDINGS_SUFFIX}", lambda fh: np.save(fh, embeddings))
     atomic_write(part_dir / f"{name}.json", lambda fh: fh.write(json.dumps(row).encode()))
@@ -174,6 +195,12 @@ def read_part(part_dir: Path, youtube_id: str, source: dict, size: int, dim: int
             return None
         if frames.shape != (row["frames_kept"], size, size, 3) or frames.dtype != np.uint8:
             return None
+        try:
+            windows = np.load(part_dir / f"{name}{AUDIO_SUFFIX}", mmap_mode="r")
+        except (OSError, ValueError):
+            return None
+        if windows.shape != (row["frames_kept"], audio.WINDOW_STEPS, audio.N_MELS) or windows.dtype != audio.DTYPE:
+            return None
         if dim is not None:
             try:
                 vectors = np.load(part_dir / f"{name}{EMBEDDINGS_SUFFIX}", mmap_mode="r")
@@ -192,10 +219,15 @@ def load_part_embeddings(part_dir: Path, youtube_id: str) -> np.ndarray:
     return np.load(part_dir / f"{_part_name(youtube_id)}{EMBEDDINGS_SUFFIX}", mmap_mode="r")
 
 
+def load_part_windows(part_dir: Path, youtube_id: str) -> np.ndarray:
+    return np.load(part_dir / f"{_part_name(youtube_id)}{AUDIO_SUFFIX}", mmap_mode="r")
+
+
 class Decoded(NamedTuple):
     extraction: extract.Extraction  # the kept frames at the store's size, and the outcome
     features: dict[str, float] | None  # the computable features of a kept trailer, else None
     native: np.ndarray | None  # the same kept frames at the encoder's size, when asked for
+    audio: audio.AudioTrack | None = None  # the sound of a kept trailer (a decode of its own), else None
 
 
 def decode_trailer(
@@ -208,7 +240,8 @@ def decode_trailer(
     native_resize: str = "crop",
 ) -> Decoded:
     """One ffmpeg decode of a trailer: its kept frames, its computable features (a second
-    output) and, with ``native_size``, the same frames at that size (a third output)."""
+    output) and, with ``native_size``, the same frames at that size (a third output); then,
+    for a kept trailer, its sound (``lib.frames.audio``: a second, video-free ffmpeg run)."""
     with tempfile.TemporaryDirectory(prefix="trailer-decode-") as tmp:
         measured = features.FeatureOutput(tmp)
         extra = list(measured.args)
@@ -217,9 +250,18 @@ def decode_trailer(
             big = extract.FramesOutput(tmp, settings.step, settings.step_unit, native_size, native_resize)
             extra += big.args
         result = extract.extract_trailer(path, **settings.as_dict(), timeout=timeout, stop=stop, extra_output=extra)
-        return Decoded(
-            result, measured.read(result.fps) if result.ok else None, big.read() if big and result.ok else None
-        )
+        if not result.ok:
+            return Decoded(result, None, None, None)
+        sound = audio.decode_audio(path, timeout=timeout, stop=stop)
+        return Decoded(result, measured.read(result.fps), big.read() if big else None, sound)
+
+
+def sound_of(result: extract.Extraction, track: audio.AudioTrack | None, settings: FrameSettings):
+    """(log-mel windows aligned with the kept frames, how many hold sound, the audio features)."""
+    samples = track.samples if track is not None and track.ok else None
+    times = audio.kept_frame_times(len(result.frames), settings.step, settings.step_unit, result.fps, result.duration)
+    windows, present = audio.logmel_windows(samples, times)
+    return windows, int(present.sum()), audio.audio_features(samples)
 
 
 def _process(
@@ -235,7 +277,7 @@ def _process(
     if (row := read_part(part_dir, youtube_id, source, settings.size, dim)) is not None:
         return row, True
     # extract.Interrupted propagates: a decode stopped from outside leaves no part, so a rerun redoes it
-    result, measured, big = decode_trailer(
+    result, measured, big, track = decode_trailer(
         path,
         settings,
         stop=stop,
@@ -259,6 +301,7 @@ def _process(
             keep = False
         else:
             vectors = encoder.encode(big)
+    windows, heard, sound_features = sound_of(result, track, settings) if keep else (None, 0, {})
     row = {
         "youtubeId": youtube_id,
         "outcome": result.outcome,
@@ -267,9 +310,12 @@ def _process(
         "frames_decoded": result.frames_decoded,
         "frames_kept": len(result.frames) if keep else 0,
         **source,
-        "features": measured,
+        "audio": track.outcome if keep and track is not None else "",
+        "audio_reason": track.reason if keep and track is not None else "",
+        "audio_windows": heard,  # windows that hold sound: the first ones (the rest run past its end)
+        "features": {**measured, **sound_features} if measured is not None else None,
     }
-    write_part(part_dir, youtube_id, row, result.frames if keep else None, vectors)
+    write_part(part_dir, youtube_id, row, result.frames if keep else None, vectors, windows)
     return row, False
 
 
@@ -291,7 +337,8 @@ def run_frames_stage(
 
     With an ``encoder`` (``lib.encoders.native``), the same decode gives each kept frame at
     the encoder's size too, and ``embed_dir`` gets their embeddings, row ``i`` for frame
-    ``i`` of the store (``lib.encoders.embeddings``)."""
+    ``i`` of the store (``lib.encoders.embeddings``). The sound goes into the store's folder
+    (``write_audio``): log-mel windows, row ``i`` for frame ``i`` of the store."""
     if encoder is not None and embed_dir is None:
         raise ValueError("an encoder needs an embed_dir to write its embeddings to")
     extract.check_settings(settings.step, settings.step_unit, settings.size, settings.resize)
@@ -366,9 +413,10 @@ def run_frames_stage(
                 "frames": {**settings.as_dict(), "size": encoder.size, "resize": encoder.resize},
             },
         )
+    write_audio(out_dir / STORE_DIR, kept, rows, part_dir, store)
     if not keep_parts:
         for y in youtube_ids:
-            for suffix in (".npy", ".json", EMBEDDINGS_SUFFIX):
+            for suffix in (".npy", ".json", EMBEDDINGS_SUFFIX, AUDIO_SUFFIX):
                 (part_dir / f"{_part_name(y)}{suffix}").unlink(missing_ok=True)
         for d in (part_dir, parts_root):
             try:
@@ -387,10 +435,39 @@ def features_table(kept: pd.DataFrame, rows: dict[str, dict]) -> pd.DataFrame:
             {
                 "movieId": int(movie_id),
                 "youtubeId": youtube_id,
-                **{k: measured.get(k, float("nan")) for k in features.FEATURES},
+                **{k: measured.get(k, float("nan")) for k in (*features.FEATURES, *audio.AUDIO_FEATURES)},
             }
         )
-    return pd.DataFrame.from_records(records, columns=["movieId", "youtubeId", *features.FEATURES])
+    return pd.DataFrame.from_records(
+        records, columns=["movieId", "youtubeId", *features.FEATURES, *audio.AUDIO_FEATURES]
+    )
+
+
+def write_audio(audio_dir: str | Path, kept: pd.DataFrame, rows: dict[str, dict], part_dir: Path, store) -> dict:
+    """``logmel.npy`` (float16 ``(store frames, WINDOW_STEPS, N_MELS)``, row ``i`` the window of
+    frame ``i`` of the store), ``present.npy`` (bool per row: the window holds sound) and
+    ``audio.json`` (the settings and the films per audio outcome), each written atomically."""
+    audio_dir = Path(audio_dir)
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    n = len(store.frames)
+    windows = np.full((n, audio.WINDOW_STEPS, audio.N_MELS), audio.FLOOR_DB, audio.DTYPE)
+    present = np.zeros(n, bool)
+    index = store.index
+    for movie_id, youtube_id in kept[["movieId", "youtubeId"]].itertuples(index=False):
+        start, stop = (int(v) for v in index.loc[int(movie_id), ["start", "stop"]])
+        windows[start:stop] = load_part_windows(part_dir, youtube_id)
+        present[start : start + min(int(rows[youtube_id].get("audio_windows", 0)), stop - start)] = True
+    outcomes = [rows[y].get("audio", "") for y in kept["youtubeId"]]
+    meta = {
+        **audio.DESCRIPTION,
+        "rows": n,
+        "films": {o: outcomes.count(o) for o in audio.AUDIO_OUTCOMES},
+        "windows_with_sound": int(present.sum()),
+    }
+    atomic_write(audio_dir / "logmel.npy", lambda fh: np.save(fh, windows))
+    atomic_write(audio_dir / "present.npy", lambda fh: np.save(fh, present))
+    atomic_write(audio_dir / "audio.json", lambda fh: fh.write((json.dumps(meta, indent=1) + "\n").encode()))
+    return meta
 
 
 def build_manifest(films: pd.DataFrame, rows: dict[str, dict]) -> pd.DataFrame:
@@ -402,11 +479,15 @@ def build_manifest(films: pd.DataFrame, rows: dict[str, dict]) -> pd.DataFrame:
         "frames_decoded": 0,
         "frames_kept": 0,
         "source": "",
+        "audio": "",
+        "audio_reason": "",
     }
     records = []
     for movie_id, youtube_id in films[["movieId", "youtubeId"]].itertuples(index=False):
         row = rows.get(youtube_id, no_id) if youtube_id else no_id
-        records.append({"movieId": int(movie_id), "youtubeId": youtube_id, **{k: row[k] for k in MANIFEST_COLUMNS[2:]}})
+        records.append(
+            {"movieId": int(movie_id), "youtubeId": youtube_id, **{k: row.get(k, "") for k in MANIFEST_COLUMNS[2:]}}
+        )
     manifest = pd.DataFrame.from_records(records, columns=MANIFEST_COLUMNS)
     return manifest.astype({"frames_decoded": int, "frames_kept": int, "duration": float})
 
@@ -414,7 +495,7 @@ def build_manifest(films: pd.DataFrame, rows: dict[str, dict]) -> pd.DataFrame:
 def read_manifest(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(
         path,
-        dtype={"youtubeId": str, "reason": str, "source": str},
+        dtype={"youtubeId": str, "reason": str, "source": str, "audio": str, "audio_reason": str},
         keep_default_na=False,
         na_values={"duration": [""]},
     )

@@ -11,6 +11,12 @@ An example is ``{"frames": (N, H, W, 3) uint8, "mask": (N,) bool}`` (padded slot
 a short film zeroed), or with ``embeddings`` (a frozen encoder's cache, rows aligned
 with the store's frames) ``{"embeddings": (N, D) float32, "mask"}``: the same rows,
 read from the cache instead of the frames.
+
+With ``audio`` (the frames stage's log-mel windows, ``lib.frames.audio``, one per store
+frame, and ``present`` per row) each example also has ``"audio": (N, steps, bands)``
+float32, the windows that start at the same sampled frames, and ``"audio_mask": (N,)``:
+the real positions whose window holds sound. ``frames=False`` leaves the frames (and
+their ``mask``) out: a model that hears only.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ class FilmDataset(keras.utils.PyDataset):
         drop_remainder: bool = False,
         embeddings: np.ndarray | None = None,
         genres: tuple[str, ...] = GENRES,
+        audio: tuple[np.ndarray, np.ndarray] | None = None,
+        frames: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -62,7 +70,15 @@ class FilmDataset(keras.utils.PyDataset):
             raise ValueError(
                 f"embedding cache has {len(embeddings)} rows but the store has {len(store.frames)} frames; re-run the frames stage"
             )
+        if audio is not None and (len(audio[0]) != len(store.frames) or len(audio[1]) != len(store.frames)):
+            raise ValueError(
+                f"the sound cache has {len(audio[0])} windows but the store has {len(store.frames)} frames; re-run the frames stage"
+            )
+        if not frames and audio is None:
+            raise ValueError("an example needs frames or sound")
         self.store = store
+        self._audio = audio
+        self._use_frames = bool(frames)
         self._frames = store.frames.view(np.ndarray)
         self._embeddings = embeddings
         self.n_segments, self.batch_size = int(n_segments), int(batch_size)
@@ -122,13 +138,20 @@ class FilmDataset(keras.utils.PyDataset):
 
     def __getitem__(self, i: int):
         films, rows, mask = self.batch_rows(i)
-        source = self._frames if self._embeddings is None else self._embeddings
-        x = np.asarray(source[rows])  # one fancy-indexed read of the memmap
-        if self._embeddings is not None:
-            x = x.astype(np.float32)
-        x[~mask] = 0
-        key = "frames" if self._embeddings is None else "embeddings"
-        return {key: x, "mask": mask.copy()}, self._labels[films]
+        inputs = {}
+        if self._use_frames:
+            source = self._frames if self._embeddings is None else self._embeddings
+            x = np.asarray(source[rows])  # one fancy-indexed read of the memmap
+            if self._embeddings is not None:
+                x = x.astype(np.float32)
+            x[~mask] = 0
+            inputs = {"frames" if self._embeddings is None else "embeddings": x, "mask": mask.copy()}
+        if self._audio is not None:
+            windows, present = self._audio
+            heard = mask & present[rows]
+            inputs["audio"] = np.asarray(windows[rows], dtype=np.float32)
+            inputs["audio_mask"] = heard
+        return inputs, self._labels[films]
 
     # -- what the notebook reports -----------------------------------------------------
     @property
@@ -170,6 +193,8 @@ class FilmDataset(keras.utils.PyDataset):
             use_copies=False,
             drop_remainder=self.drop_remainder,
             genres=self.genres,
+            audio=self._audio,
+            frames=self._use_frames,
         )
 
 

@@ -61,9 +61,17 @@ def sample_segments(
     return plan.centred(), plan.mask
 
 
-def film_inputs(frames: np.ndarray, n_segments: int) -> dict[str, np.ndarray]:
-    """One film's evaluation input, batch of one: centred frames, padded slots zeroed."""
+def film_inputs(
+    frames: np.ndarray, n_segments: int, sound: tuple[np.ndarray, np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
+    """One film's evaluation input, batch of one: centred frames, padded slots zeroed; with
+    ``sound`` (windows and presence, one per frame) the windows of the same frames too."""
     rows, mask = sample_segments(len(frames), n_segments, training=False)
     x = np.asarray(frames)[rows].copy()
     x[~mask] = 0
-    return {"frames": x[None], "mask": mask[None]}
+    inputs = {"frames": x[None], "mask": mask[None]}
+    if sound is not None:
+        windows, present = sound
+        inputs["audio"] = np.asarray(windows[rows], dtype=np.float32)[None]
+        inputs["audio_mask"] = (mask & np.asarray(present, bool)[rows])[None]
+    return inputs

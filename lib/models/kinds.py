@@ -39,6 +39,7 @@ import pandas as pd
 from lib.core.params import Cnn3dParams, CnnLstmParams, FrameSettings, ParamsError, TrainParams, TsnParams, parse
 from lib.encoders import embeddings as E
 from lib.encoders.presets import import_keras_hub, is_preset, load_preset_encoder, uses_cache
+from lib.frames import audio as A
 from lib.frames.store import FrameStore
 from lib.loaders.films import make_film_datasets
 from lib.loaders.segments import film_inputs
@@ -71,6 +72,7 @@ class TrainingData:
     notes: list[str] = field(default_factory=list)  # lines the report prints (e.g. where the inputs came from)
     embed_dim: int | None = None  # width of cached encoder outputs, when the kind trains on them
     embed_meta: dict[str, Any] | None = None
+    band_stats: tuple[list[float], list[float]] | None = None  # training windows' per-band (mean, var), when it hears
 
 
 @dataclass
@@ -91,7 +93,8 @@ class ModelKind:
     params_type: ClassVar[type]
 
     def parse(self, section: Mapping[str, Any], file: str = "params.yaml") -> Any:
-        return parse(self.params_type, section, f"train.{self.name}", file)
+        # a run saved before a key was added reads as that key's default (frames-only tsn runs have no `modalities`)
+        return parse(self.params_type, section, f"train.{self.name}", file, defaults=file == "model_info.json")
 
     def hyper(self, params) -> Hyper:
         raise NotImplementedError
@@ -159,9 +162,23 @@ class ModelKind:
         return None
 
     def score_frames(
-        self, model, info: ModelInfo, frames: np.ndarray, *, how: str = "mean", top_k: int = 3, batch_size: int = 32
+        self,
+        model,
+        info: ModelInfo,
+        frames: np.ndarray,
+        *,
+        how: str = "mean",
+        top_k: int = 3,
+        batch_size: int = 32,
+        sound: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> FrameScores:
+        """``sound``: the trailer's log-mel windows and their presence (``lib.frames.audio``),
+        for a kind that ``hears``."""
         raise NotImplementedError
+
+    def hears(self, info: ModelInfo) -> bool:
+        """Whether the run takes the soundtrack too (the CLI then decodes it)."""
+        return False
 
 
 KINDS: dict[str, ModelKind] = {}
@@ -214,7 +231,7 @@ class SliceKind(ModelKind):
         params = self.parse(info.settings, "model_info.json")
         return predict_films(model, store, movie_ids, params.slice_depth, how, top_k, batch_size, info.genres)
 
-    def score_frames(self, model, info, frames, *, how="mean", top_k=3, batch_size=32):
+    def score_frames(self, model, info, frames, *, how="mean", top_k=3, batch_size=32, sound=None):
         depth = self.parse(info.settings, "model_info.json").slice_depth
         per_slice = np.asarray(model.predict(slice_film(frames, depth), batch_size=batch_size, verbose=0), dtype=float)
         padded = len(per_slice) * depth - len(frames)
@@ -287,10 +304,28 @@ class TsnKind(ModelKind):
 
     @staticmethod
     def cached(params) -> bool:
-        return uses_cache(params.encoder, params.frozen)
+        return "frames" in params.modalities and uses_cache(params.encoder, params.frozen)
+
+    @staticmethod
+    def sound(params, store: FrameStore) -> tuple[np.ndarray, np.ndarray] | None:
+        """The frames stage's log-mel windows for the store (kept in the store's folder), when the run hears."""
+        if "audio" not in params.modalities:
+            return None
+        return A.load_sound(store.directory, len(store.frames))
+
+    def hears(self, info):
+        return "audio" in self.parse(info.settings, "model_info.json").modalities
 
     def datasets(self, params, store, labels, *, seed, workers, embed_dir=None):
-        notes, embeddings, meta = [], None, None
+        notes, embeddings, meta, band_stats = [], None, None, None
+        sound = self.sound(params, store)
+        if sound is not None:
+            band_stats = band_statistics(sound, store, labels)
+            heard = sound[1].sum()
+            notes.append(
+                f"sound: {len(sound[0])} log-mel windows {sound[0].shape[1:]} {sound[0].dtype}, "
+                f"{heard} of them hold sound ({heard / max(len(sound[1]), 1):.0%})"
+            )
         if self.cached(params):
             if embed_dir is None:
                 raise ValueError("a frozen-encoder tsn trains on cached embeddings: pass embed_dir")
@@ -315,14 +350,15 @@ class TsnKind(ModelKind):
             seed=seed,
             embeddings=embeddings,
             workers=workers,
+            audio=sound,
+            frames="frames" in params.modalities,
         )
         x0, _ = datasets["train"][0]
-        key = "embeddings" if embeddings is not None else "frames"
-        if x0[key].shape[1] != params.n_segments or x0["mask"].shape != x0[key].shape[:2]:
-            raise AssertionError(
-                f"film batch {key} {x0[key].shape}, mask {x0['mask'].shape}: expected {params.n_segments} segments"
-            )
-        notes.append(f"one batch: {key} {x0[key].shape} {x0[key].dtype}, mask {x0['mask'].shape}")
+        key = "embeddings" if embeddings is not None else "frames" if "frames" in x0 else "audio"
+        masks = [m for m in ("mask", "audio_mask") if m in x0]
+        if x0[key].shape[1] != params.n_segments or any(x0[m].shape != x0[key].shape[:2] for m in masks):
+            raise AssertionError(f"film batch {key} {x0[key].shape}: expected {params.n_segments} segments")
+        notes.append("one batch: " + ", ".join(f"{k} {v.shape} {v.dtype}" for k, v in x0.items()))
         return TrainingData(
             datasets["train"],
             datasets["val"],
@@ -330,12 +366,14 @@ class TsnKind(ModelKind):
             notes,
             embed_dim=None if embeddings is None else int(embeddings.shape[1]),
             embed_meta=meta,
+            band_stats=band_stats,
         )
 
     def build(self, params, frame_shape, data):
         if self.cached(params):
-            return tsn.build_tsn_head(params.n_segments, data.embed_dim, **tsn.head_kwargs(params))
-        return tsn.build_tsn(params, frame_shape)
+            hear = tsn.audio_encoder_for(params, data.band_stats)
+            return tsn.build_tsn_head(params.n_segments, data.embed_dim, audio_encoder=hear, **tsn.head_kwargs(params))
+        return tsn.build_tsn(params, frame_shape, band_stats=data.band_stats)
 
     @staticmethod
     def from_video(meta: Mapping[str, Any] | None) -> bool:
@@ -359,7 +397,8 @@ class TsnKind(ModelKind):
     def load_model(self, path, params):
         if is_preset(params.encoder):
             import_keras_hub()  # a preset encoder's classes live in keras-hub
-        return tsn.restore_frozen(keras.saving.load_model(path), params.frozen and is_preset(params.encoder))
+        model = keras.saving.load_model(path)
+        return tsn.restore_frozen(model, tsn.sees(model) and params.frozen and is_preset(params.encoder))
 
     def predict_saved(self, model, data):
         if data.embed_dim is None:
@@ -372,7 +411,15 @@ class TsnKind(ModelKind):
         return model.predict(data.val.on_frames(), verbose=0)
 
     def info_extra(self, params, data):
-        return {"cached_embeddings": self.cached(params), "embeddings": data.embed_meta}
+        extra = {"cached_embeddings": self.cached(params), "embeddings": data.embed_meta}
+        if "audio" in params.modalities:
+            extra["audio"] = A.DESCRIPTION  # how trailer-genres must cut a new trailer's sound
+        return extra
+
+    def scoring_problem(self, info, store, embed_dir):
+        if self.hears(info) and (problem := A.audio_problem(store.directory, len(store.frames))):
+            return problem
+        return super().scoring_problem(info, store, embed_dir)
 
     def scored_from(self, info, store, embed_dir):
         """A frozen-encoder run scores from the frames stage's embedding cache when it is the very cache
@@ -389,10 +436,15 @@ class TsnKind(ModelKind):
 
     def predict_films(self, model, info, store, movie_ids, *, how="mean", top_k=3, batch_size=64, embed_dir=None):
         params = self.parse(info.settings, "model_info.json")
+        hear = {"audio": self.sound(params, store), "frames": "frames" in params.modalities}
+        if not hear["frames"]:
+            return predict_tsn(model, store, movie_ids, params.n_segments, batch_size, info.genres, **hear), None
         if self.scored_from(info, store, embed_dir) == "cached embeddings":
             embeddings = E.load_embeddings(embed_dir, store, params.encoder)
             head = tsn.head_of(model)
-            return predict_tsn(head, store, movie_ids, params.n_segments, batch_size, info.genres, embeddings), None
+            return predict_tsn(
+                head, store, movie_ids, params.n_segments, batch_size, info.genres, embeddings, **hear
+            ), None
         if list(info.frame_shape) != list(store.frame_shape):
             why = E.cache_problem(embed_dir, store, params.encoder) if embed_dir is not None else "no embed_dir given"
             raise ValueError(
@@ -401,21 +453,59 @@ class TsnKind(ModelKind):
                 f"embeddings, which cannot serve it ({why}); rerun the frames stage (dvc repro frames), or score "
                 "trailers with trailer-genres"
             )
-        return predict_tsn(model, store, movie_ids, params.n_segments, batch_size, info.genres), None
+        return predict_tsn(model, store, movie_ids, params.n_segments, batch_size, info.genres, **hear), None
 
-    def score_frames(self, model, info, frames, *, how="mean", top_k=3, batch_size=32):
-        n = self.parse(info.settings, "model_info.json").n_segments
-        inputs = film_inputs(frames, n)
+    def score_frames(self, model, info, frames, *, how="mean", top_k=3, batch_size=32, sound=None):
+        params = self.parse(info.settings, "model_info.json")
+        n = params.n_segments
+        inputs = film_inputs(frames, n, sound if "audio" in params.modalities else None)
         used = int(inputs["mask"].sum())
         line = (
             f"frames used: {used} of {len(frames)} kept frames, the centred one of each of {n} segments"
             + (f" ({n - used} padded and masked)" if used < n else "")
             + "; one whole-trailer score"
         )
+        if "audio" in params.modalities:
+            heard = int(inputs["audio_mask"].sum())
+            line += f"; sound: the {A.WINDOW_SECONDS:g}-s log-mel window from each of those frames ({heard} hold sound)"
+        if "frames" not in params.modalities:
+            line = line.replace("frames used:", "moments used:") + " (the model hears only)"
+            inputs = {k: v for k, v in inputs.items() if k in ("audio", "audio_mask")}
         return FrameScores(np.asarray(model.predict(inputs, verbose=0), dtype=float)[0], None, line)
 
 
-for _kind in (Cnn3dKind(), CnnLstmKind(), TsnKind()):
+def band_statistics(
+    sound: tuple[np.ndarray, np.ndarray], store: FrameStore, labels: pd.DataFrame
+) -> tuple[list[float], list[float]]:
+    """Per-band mean and variance of the training films' windows that hold sound (the sound
+    encoder's input standardization: no validation or test window enters it)."""
+    windows, present = sound
+    train = set(labels.loc[labels["split"] == "train", "movieId"].astype(int)) & set(store.movie_ids.tolist())
+    rows = np.concatenate(
+        [np.arange(int(r.start), int(r.stop)) for r in store.index.loc[sorted(train)].itertuples()]
+        or [np.zeros(0, int)]
+    )
+    rows = rows[present[rows]]
+    if len(rows) == 0:
+        return [0.0] * windows.shape[-1], [1.0] * windows.shape[-1]
+    x = np.asarray(windows[rows], dtype=np.float64).reshape(-1, windows.shape[-1])
+    return x.mean(axis=0).tolist(), np.maximum(x.var(axis=0), 1e-6).tolist()
+
+
+class TsnAudioKind(TsnKind):
+    """``tsn`` on the soundtrack alone (its section sets ``modalities: [audio]``): the ablation's
+    audio-only arm, scored on the same films and moments."""
+
+    name = "tsn_audio"
+
+
+class TsnAvKind(TsnKind):
+    """``tsn`` seeing and hearing (``modalities: [frames, audio]``): the ablation's fused arm."""
+
+    name = "tsn_av"
+
+
+for _kind in (Cnn3dKind(), CnnLstmKind(), TsnKind(), TsnAudioKind(), TsnAvKind()):
     register(_kind)
 
 

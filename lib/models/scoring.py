@@ -116,12 +116,15 @@ def predict_tsn(
     batch_size: int = 64,
     genres: Sequence[str] = GENRES,
     embeddings: np.ndarray | None = None,
+    audio: tuple[np.ndarray, np.ndarray] | None = None,
+    frames: bool = True,
 ) -> pd.DataFrame:
     """Whole-trailer scores: index movieId (in the given order), ``n_slices`` = frames the
     model saw (``min(kept frames, n_segments)``, centred in their segments), one column per genre.
 
     With ``embeddings`` (the frames stage's embedding cache, one row per store frame) ``model`` is the
-    head alone and reads the cached rows of the same frames instead of running the encoder."""
+    head alone and reads the cached rows of the same frames instead of running the encoder.
+    ``audio``: the frames stage's sound windows, for a model that hears (``frames=False``: only hears)."""
     ids = [int(m) for m in movie_ids]
     films = pd.DataFrame(0, index=range(len(ids)), columns=list(genres))
     films.insert(0, "movieId", ids)
@@ -137,6 +140,8 @@ def predict_tsn(
         use_copies=False,
         embeddings=embeddings,
         genres=tuple(genres),
+        audio=audio,
+        frames=frames,
     )
     scores = np.asarray(model.predict(ds, verbose=0), dtype=float)
     if scores.shape != (len(ids), len(genres)):

@@ -16,6 +16,15 @@ With a frozen preset the head alone trains, on cached embeddings
 again, so the saved model still takes raw frames. Its frame vectors are rounded to
 float16 exactly as the cache stores them, so the saved model gives the scores the head
 was checkpointed on.
+
+The soundtrack (``modalities`` with ``audio``): each sampled segment also brings the
+log-mel window that starts at its frame (``lib.frames.audio``), so picture and sound stay
+aligned. ``build_audio_encoder``, a small 1D CNN over the window's time steps (mel bands as
+channels, trained from scratch), turns each window into a vector; the vectors are pooled
+over the segments that hold sound (``audio_mask``), exactly as the frame vectors are. The
+two pooled vectors are concatenated with a has-sound flag (a trailer without an audio
+stream gives a zero sound vector and a 0 flag) before the dense layers: mid fusion, masked.
+With ``modalities: [audio]`` the head hears only; its inputs are ``{"audio", "audio_mask"}``.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from keras import layers, ops
 from lib.core.genres import N_GENRES
 from lib.core.params import TsnParams
 from lib.encoders.presets import is_preset, load_preset_encoder, uses_cache
+from lib.frames.audio import N_MELS, WINDOW_STEPS
 
 POOLINGS = ("mean", "attention", "transformer")
 PACKAGE = "tsn"  # the registered layers' package: saved models name their classes by it
@@ -175,6 +185,39 @@ def build_scratch_encoder(
     return keras.Model(inputs, x, name=name)
 
 
+def build_audio_encoder(
+    window_shape: Sequence[int] = (WINDOW_STEPS, N_MELS),
+    filters: Sequence[int] = (32, 64, 64),
+    band_mean: Sequence[float] | None = None,
+    band_var: Sequence[float] | None = None,
+    name: str = "audio_encoder",
+) -> keras.Model:
+    """A log-mel window ``(steps, bands)`` in dB -> a vector: each band standardized with the
+    training windows' statistics, then per width Conv1D over time (kernel 5 then 3, stride 2
+    on the first two) + LayerNorm + ReLU, then mean and max over time. LayerNorm, not
+    BatchNorm: nothing to recompute between training and evaluation. With (32, 64, 64) about
+    30 k parameters and ~1 MFLOP per 4-s window."""
+    inputs = keras.Input(shape=tuple(window_shape), name="window")
+    mean = None if band_mean is None else [float(v) for v in band_mean]
+    var = None if band_var is None else [float(v) for v in band_var]
+    norm = layers.Normalization(axis=-1, mean=mean, variance=var, name="band_norm")
+    if mean is None:  # not adapted (a test, a model about to be loaded): identity statistics
+        norm = layers.Normalization(
+            axis=-1, mean=[0.0] * window_shape[-1], variance=[1.0] * window_shape[-1], name="band_norm"
+        )
+    x = norm(inputs)
+    for i, f in enumerate(filters):
+        x = layers.Conv1D(int(f), 5 if i == 0 else 3, strides=2 if i < 2 else 1, padding="same", name=f"aconv_{i + 1}")(
+            x
+        )
+        x = layers.LayerNormalization(epsilon=1e-6, name=f"aln_{i + 1}")(x)
+        x = layers.Activation("relu", name=f"arelu_{i + 1}")(x)
+    x = layers.Concatenate(name="window_vector")(
+        [layers.GlobalAveragePooling1D(name="amean")(x), layers.GlobalMaxPooling1D(name="amax")(x)]
+    )
+    return keras.Model(inputs, x, name=name)
+
+
 def build_encoder(tsn: TsnParams, frame_shape: Sequence[int]) -> keras.Model:
     if is_preset(tsn.encoder):
         return load_preset_encoder(tsn.encoder, frame_shape, trainable=not tsn.frozen)
@@ -182,10 +225,36 @@ def build_encoder(tsn: TsnParams, frame_shape: Sequence[int]) -> keras.Model:
 
 
 # -- the model ---------------------------------------------------------------------------
+def _pool(x, mask, pooling: str, n_segments: int, dim: int, heads: int, layers_: int, dropout: float, prefix: str):
+    """Project ``(b, N, D)`` vectors to ``dim`` and pool them over the masked time axis."""
+    x = layers.Dense(dim, activation="relu" if pooling != "transformer" else None, name=f"{prefix}project")(x)
+    if pooling == "mean":
+        return MaskedMeanPooling(name=f"{prefix}pool")(x, mask)
+    if pooling == "attention":
+        return AttentionPooling(dim, name=f"{prefix}pool")(x, mask)
+    x = PositionEmbedding(n_segments, name=f"{prefix}position")(x)
+    for i in range(int(layers_)):
+        x = TransformerBlock(dim, heads, dropout=dropout, name=f"{prefix}transformer_{i + 1}")(x, mask)
+    x = layers.LayerNormalization(epsilon=1e-6, name=f"{prefix}final_norm")(x)
+    return MaskedMeanPooling(name=f"{prefix}pool")(x, mask)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class AnyOf(layers.Layer):
+    """``(b, N)`` mask -> ``(b, 1)`` float: 1 when any position is set (the trailer has sound)."""
+
+    def call(self, present):  # not `mask`: Keras gives that argument name a meaning of its own
+        return ops.max(ops.cast(present, self.compute_dtype), axis=1, keepdims=True)
+
+    def compute_output_shape(self, present_shape):
+        return (present_shape[0], 1)
+
+
 def build_tsn_head(
     n_segments: int,
-    embed_dim: int,
+    embed_dim: int | None,
     *,
+    audio_encoder: keras.Model | None = None,
     pooling: str = "attention",
     dim: int = 64,
     heads: int = 4,
@@ -195,32 +264,39 @@ def build_tsn_head(
     n_outputs: int = N_GENRES,
     name: str = "tsn_head",
 ) -> keras.Model:
-    """``{"embeddings": (N, D) float, "mask": (N,) bool} -> (n_outputs,)`` sigmoids.
+    """``{"embeddings": (N, D) float, "mask": (N,) bool}`` (and, with an ``audio_encoder``,
+    ``"audio": (N, steps, bands)``, ``"audio_mask": (N,)``) -> ``(n_outputs,)`` sigmoids.
+    ``embed_dim`` None: no frames, the head hears only.
 
     Frame vectors are projected to ``dim`` (LayerNorm + Dense), pooled over the masked
-    time axis, then ``dense`` ReLU layers with dropout, then the sigmoids."""
+    time axis; the sound windows go through ``audio_encoder`` and are pooled the same way
+    over the windows that hold sound; then ``dense`` ReLU layers with dropout, then the sigmoids."""
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-    emb = keras.Input(shape=(n_segments, embed_dim), name="embeddings")
-    mask = keras.Input(shape=(n_segments,), dtype="bool", name="mask")
-    x = layers.LayerNormalization(epsilon=1e-6, name="embed_norm")(emb)
-    x = layers.Dense(dim, activation="relu" if pooling != "transformer" else None, name="project")(x)
-    if pooling == "mean":
-        x = MaskedMeanPooling(name="pool")(x, mask)
-    elif pooling == "attention":
-        x = AttentionPooling(dim, name="pool")(x, mask)
-    else:
-        x = PositionEmbedding(n_segments, name="position")(x)
-        for i in range(int(layers_)):
-            x = TransformerBlock(dim, heads, dropout=dropout, name=f"transformer_{i + 1}")(x, mask)
-        x = layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
-        x = MaskedMeanPooling(name="pool")(x, mask)
+    if embed_dim is None and audio_encoder is None:
+        raise ValueError("a head needs frames (embed_dim) or sound (audio_encoder)")
+    inputs, parts = {}, []
+    pool_args = (pooling, n_segments, dim, heads, layers_, dropout)
+    if embed_dim is not None:
+        inputs["embeddings"] = keras.Input(shape=(n_segments, embed_dim), name="embeddings")
+        inputs["mask"] = keras.Input(shape=(n_segments,), dtype="bool", name="mask")
+        x = layers.LayerNormalization(epsilon=1e-6, name="embed_norm")(inputs["embeddings"])
+        parts.append(_pool(x, inputs["mask"], *pool_args, prefix=""))
+    if audio_encoder is not None:
+        inputs["audio"] = keras.Input(shape=(n_segments, *audio_encoder.input.shape[1:]), name="audio")
+        inputs["audio_mask"] = keras.Input(shape=(n_segments,), dtype="bool", name="audio_mask")
+        a = layers.TimeDistributed(audio_encoder, name="hear")(inputs["audio"])
+        parts += [
+            _pool(a, inputs["audio_mask"], *pool_args, prefix="audio_"),
+            AnyOf(name="has_sound")(inputs["audio_mask"]),
+        ]
+    x = parts[0] if len(parts) == 1 else layers.Concatenate(name="fuse")(parts)
     for i, units in enumerate(dense):
         x = layers.Dense(int(units), activation="relu", name=f"dense_{i + 1}")(x)
         if dropout:
             x = layers.Dropout(dropout, name=f"dense_{i + 1}_dropout")(x)
     out = layers.Dense(n_outputs, activation="sigmoid", dtype="float32", name="genres")(x)
-    return keras.Model({"embeddings": emb, "mask": mask}, out, name=name)
+    return keras.Model(inputs, out, name=name)
 
 
 def assemble(
@@ -232,15 +308,29 @@ def assemble(
     round_float16: bool = False,
     name: str = "tsn",
 ) -> keras.Model:
-    """``{"frames": (N, H, W, 3) uint8, "mask": (N,)}`` -> genre sigmoids: the encoder on
-    every frame, then the head (whose weights are shared, not copied)."""
+    """``{"frames": (N, H, W, 3) uint8, "mask": (N,)}`` (plus the head's sound inputs, passed
+    through) -> genre sigmoids: the encoder on every frame, then the head (whose weights are
+    shared, not copied)."""
     frames = keras.Input(shape=(n_segments, *frame_shape), dtype="uint8", name="frames")
     mask = keras.Input(shape=(n_segments,), dtype="bool", name="mask")
     x = layers.TimeDistributed(encoder, name="encode")(frames)
     if round_float16:
         x = Float16Round(name="as_cached")(x)
-    out = head({"embeddings": x, "mask": mask})
-    return keras.Model({"frames": frames, "mask": mask}, out, name=name)
+    sound = {k: keras.Input(shape=head.input[k].shape[1:], dtype=head.input[k].dtype, name=k) for k in hears(head)}
+    out = head({"embeddings": x, "mask": mask, **sound})
+    return keras.Model({"frames": frames, "mask": mask, **sound}, out, name=name)
+
+
+def hears(model: keras.Model) -> tuple[str, ...]:
+    """The sound inputs a model (or head) takes: ``("audio", "audio_mask")`` or ``()``."""
+    names = model.input.keys() if isinstance(model.input, dict) else ()
+    return tuple(k for k in ("audio", "audio_mask") if k in names)
+
+
+def sees(model: keras.Model) -> bool:
+    """Whether a model (or head) takes frames or their embeddings."""
+    names = model.input.keys() if isinstance(model.input, dict) else ()
+    return "mask" in names
 
 
 def head_kwargs(tsn: TsnParams) -> dict[str, Any]:
@@ -254,14 +344,35 @@ def head_kwargs(tsn: TsnParams) -> dict[str, Any]:
     }
 
 
-def build_tsn(tsn: TsnParams, frame_shape: Sequence[int], encoder: keras.Model | None = None) -> keras.Model:
-    """The whole raw-frame model from params.yaml's ``train.tsn`` section."""
+def audio_encoder_for(tsn: TsnParams, band_stats: tuple[Sequence[float], Sequence[float]] | None) -> keras.Model | None:
+    """The sound branch's encoder when ``tsn.modalities`` has audio; ``band_stats``: the training
+    windows' per-band (mean, variance)."""
+    if "audio" not in tsn.modalities:
+        return None
+    mean, var = band_stats if band_stats is not None else (None, None)
+    return build_audio_encoder(filters=tsn.audio_filters, band_mean=mean, band_var=var)
+
+
+def build_tsn(
+    tsn: TsnParams,
+    frame_shape: Sequence[int],
+    encoder: keras.Model | None = None,
+    band_stats: tuple[Sequence[float], Sequence[float]] | None = None,
+) -> keras.Model:
+    """The whole raw-frame model from params.yaml's ``train.tsn`` section (the head alone
+    when it hears only)."""
+    audio = audio_encoder_for(tsn, band_stats)
+    if "frames" not in tsn.modalities:
+        return build_tsn_head(tsn.n_segments, None, audio_encoder=audio, **head_kwargs(tsn))
     encoder = encoder if encoder is not None else build_encoder(tsn, frame_shape)
-    head = build_tsn_head(tsn.n_segments, int(encoder.output.shape[-1]), **head_kwargs(tsn))
+    head = build_tsn_head(tsn.n_segments, int(encoder.output.shape[-1]), audio_encoder=audio, **head_kwargs(tsn))
     return assemble(encoder, head, tsn.n_segments, frame_shape, round_float16=uses_cache(tsn.encoder, tsn.frozen))
 
 
 def head_of(model: keras.Model) -> keras.Model:
+    """The head of an assembled model; a model that hears only is its own head."""
+    if model.name == "tsn_head":
+        return model
     return model.get_layer("tsn_head")
 
 
