@@ -275,3 +275,43 @@ def metrics_document(
             "paired": paired_blocks,
         }
     )
+
+
+# The soundtrack ablation (issue 23): the same whole-trailer model seeing, hearing, or both.
+ABLATION = {"frames only": "tsn", "sound only": "tsn_audio", "frames + sound": "tsn_av"}
+
+
+def ablation_genres(
+    y_test: np.ndarray,
+    test_scores: Mapping[str, np.ndarray],
+    runs: Sequence[Run],
+    genres: Sequence[str],
+    arms: Mapping[str, str] = ABLATION,
+) -> pd.DataFrame:
+    """Per genre (with a positive test film): each arm's test AP (mean over its seeds), then
+    ``gain``, the fused arm's AP minus frames only's, averaged over the seeds both have, and
+    ``seeds_gaining``, in how many of those seeds the gain is positive. Empty when the study
+    lacks the frames-only or the fused arm."""
+    by_arm = {label: [r for r in runs if r.model_name == model] for label, model in arms.items()}
+    y = np.asarray(y_test)
+    keep = y.sum(axis=0) > 0
+    table = pd.DataFrame(index=pd.Index(np.asarray(genres)[keep], name="genre"))
+    table["positives"] = y.sum(axis=0)[keep].astype(int)
+    for label, arm_runs in by_arm.items():
+        if arm_runs:
+            table[label] = np.mean([M.ap_per_genre(y, test_scores[r.name])[keep] for r in arm_runs], axis=0)
+    first, fused = list(arms)[0], list(arms)[-1]
+    seeds = sorted({r.seed for r in by_arm[first]} & {r.seed for r in by_arm[fused]})
+    if not seeds:
+        return table.iloc[:0]
+    name = {(r.model_name, r.seed): r.name for r in runs}
+    gains = np.array(
+        [
+            M.ap_per_genre(y, test_scores[name[(arms[fused], s)]])[keep]
+            - M.ap_per_genre(y, test_scores[name[(arms[first], s)]])[keep]
+            for s in seeds
+        ]
+    )
+    table["gain"] = gains.mean(axis=0)
+    table["seeds_gaining"] = [f"{int((g > 0).sum())} of {len(seeds)}" for g in gains.T]
+    return table.sort_values("gain", ascending=False)

@@ -251,3 +251,20 @@ def comparison_plot(
     )
     fig.tight_layout()
     return fig
+
+
+def ablation_gain_bars(table: pd.DataFrame, arms: Sequence[str]) -> plt.Figure:
+    """Per genre: each arm's test AP as dots, and the fused arm's gain over frames only as a bar."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 0.32 * len(table) + 1.5), sharey=True)
+    order = list(table.index)[::-1]
+    for arm, marker in zip(arms, "os^"):
+        if arm in table:
+            left.scatter(table.loc[order, arm], order, label=arm, marker=marker)
+    left.set(xlabel="test AP (mean over seeds)", xlim=(0, 1), title="AP per genre")
+    left.legend(loc="lower right", fontsize=8)
+    gains = table.loc[order, "gain"]
+    right.barh(order, gains, color=["tab:green" if g > 0 else "tab:red" for g in gains])
+    right.axvline(0, color="black", linewidth=0.8)
+    right.set(xlabel="AP gain of frames + sound over frames only", title="Which genres does sound help?")
+    fig.tight_layout()
+    return fig

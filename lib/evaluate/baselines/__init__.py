@@ -17,6 +17,8 @@ import pandas as pd
 
 from lib.evaluate.baselines.colour import colour_baseline_scores
 from lib.evaluate.baselines.features import features_baseline_scores
+from lib.frames.audio import AUDIO_FEATURES
+from lib.frames.features import FEATURES
 from lib.frames.store import FrameStore
 from lib.scoring.trivial import all_negative_scores, label_prior_scores
 
@@ -42,10 +44,13 @@ def _colour(inp: BaselineInputs, splits: Sequence[str]) -> dict[str, np.ndarray]
     )
 
 
-def _features(inp: BaselineInputs, splits: Sequence[str]) -> dict[str, np.ndarray]:
-    return features_baseline_scores(
-        inp.features, inp.ids["train"], inp.y_train, {s: inp.ids[s] for s in splits}, seed=inp.seed
-    )
+def _features(columns: Sequence[str]) -> Callable[[BaselineInputs, Sequence[str]], dict[str, np.ndarray]]:
+    def scores(inp: BaselineInputs, splits: Sequence[str]) -> dict[str, np.ndarray]:
+        return features_baseline_scores(
+            inp.features, inp.ids["train"], inp.y_train, {s: inp.ids[s] for s in splits}, seed=inp.seed, columns=columns
+        )
+
+    return scores
 
 
 # name -> f(inputs, splits) -> {split: (n_films, n_genres) scores}. Scored on the same films as the models.
@@ -53,10 +58,14 @@ BASELINES: dict[str, Callable[[BaselineInputs, Sequence[str]], dict[str, np.ndar
     "all_negative": lambda inp, splits: {s: all_negative_scores(inp.n(s), inp.y_train.shape[1]) for s in splits},
     "label_prior": lambda inp, splits: {s: label_prior_scores(inp.y_train, inp.n(s)) for s in splits},
     "mean_colour_lr": _colour,
-    "computable_features_lr": _features,
+    # the classic computable features three ways: the picture's (shot length, motion, lighting, colour),
+    # the sound's (energy, timbre, rhythm, silence: lib.frames.audio), and both
+    "computable_features_lr": _features(FEATURES),
+    "computable_audio_lr": _features(AUDIO_FEATURES),
+    "computable_av_lr": _features((*FEATURES, *AUDIO_FEATURES)),
 }
 # Baselines that need an input BaselineInputs may lack (None there): left out, not faked.
-NEEDS = {"computable_features_lr": "features"}
+NEEDS = {name: "features" for name in ("computable_features_lr", "computable_audio_lr", "computable_av_lr")}
 
 
 def baseline_scores(
