@@ -90,11 +90,11 @@ def test_motion_and_lighting_key(measured):
 
 
 def test_pruned_or_broken_trailers_get_no_features(tmp_path, videos):
-    short, features, _ = stage.decode_trailer(videos["dark"], FrameSettings(step=100, size=16, min_seconds=40))
+    short, features, *_ = stage.decode_trailer(videos["dark"], FrameSettings(step=100, size=16, min_seconds=40))
     assert short.outcome == "too_short" and features is None
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video")
-    result, features, _ = stage.decode_trailer(bad, FrameSettings(step=100, size=16))
+    result, features, *_ = stage.decode_trailer(bad, FrameSettings(step=100, size=16))
     assert result.outcome == "unreadable" and features is None
 
 
@@ -145,7 +145,7 @@ def test_measurement_files_in_an_awkward_directory(tmp_path, videos, monkeypatch
     awkward = tmp_path / "a:b'c [d],e;f"
     awkward.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(awkward))
-    result, features, _ = stage.decode_trailer(videos["cuts"], UNBOUNDED)
+    result, features, *_ = stage.decode_trailer(videos["cuts"], UNBOUNDED)
     assert result.ok and features["cut_rate"] > 30
     assert not any(awkward.iterdir()), "the measurement files are removed"
 

@@ -266,3 +266,106 @@ def test_mean_colour_is_weakly_tied_to_genre():
         return np.mean([dc.render_pictures(genres, 30, seed=s).mean() for s in range(8)])
 
     assert mean_brightness(["Film-Noir", "Horror"]) < mean_brightness(["Comedy", "Children"])
+
+
+# --------------------------------------------------------------------------- sound
+
+
+def decoded_sound(path) -> np.ndarray:
+    """The audio track decoded to mono float at the soundtrack's rate (empty when there is none)."""
+    proc = _ffmpeg(path, "-map", "0:a?", "-f", "f32le", "-ar", str(dc.SOUND_RATE), "-ac", "1", "-")
+    return np.frombuffer(proc.stdout, dtype="<f4")
+
+
+def test_ordinary_trailers_carry_one_mono_opus_track_as_long_as_the_video(tiny):
+    out, plan = tiny
+    heard = plan[(plan["kind"] == dc.OK) & plan["audio"]]
+    for row in heard.sample(4, random_state=0).itertuples():
+        path = out / "trailers" / f"{row.youtubeId}.mp4"
+        info = _ffmpeg(path).stderr.decode(errors="replace")
+        assert len(re.findall(r"Stream #0:\d.*Audio:", info)) == 1, info
+        assert re.search(r"Audio: opus.*mono", info), info
+        video_s = decoded_frames(path) / dc.FPS
+        assert len(decoded_sound(path)) / dc.SOUND_RATE == pytest.approx(video_s, abs=0.2), row.youtubeId
+
+
+def test_a_few_ordinary_trailers_have_no_audio_stream(tiny, full_plan):
+    out, plan = tiny
+    mute = plan[(plan["kind"] == dc.OK) & ~plan["audio"]]
+    assert len(mute) >= 1
+    for row in mute.itertuples():
+        path = out / "trailers" / f"{row.youtubeId}.mp4"
+        assert "Audio:" not in _ffmpeg(path).stderr.decode(errors="replace")
+        assert decoded_frames(path) > 0, "the pictures are still there"
+    ok = full_plan[full_plan["kind"] == dc.OK]
+    assert 0.01 <= (~ok["audio"]).mean() <= 0.05
+    assert not full_plan.loc[full_plan["kind"].isin([dc.MISSING, dc.NO_TRAILER, dc.EMPTY]), "audio"].any()
+
+
+def test_soundtrack_is_deterministic_and_in_range():
+    a = dc.render_soundtrack(["Action", "Comedy"], 7.3, seed=11)
+    assert a.dtype == np.float32 and len(a) == round(7.3 * dc.SOUND_RATE)
+    assert np.abs(a).max() <= 1.0 and np.abs(a).max() > 0.01
+    np.testing.assert_array_equal(a, dc.render_soundtrack(["Action", "Comedy"], 7.3, seed=11))
+    assert not np.array_equal(a, dc.render_soundtrack(["Action", "Comedy"], 7.3, seed=12))
+
+
+def test_sound_leaves_the_pictures_unchanged(tmp_path):
+    """The soundtrack draws from its own stream, and the video stream decodes the same with or without it."""
+    pictures = dc.render_pictures(["War"], 9, seed=3)
+    np.testing.assert_array_equal(pictures, dc.render_pictures(["War"], 9, seed=3))
+    dc.render_soundtrack(["War"], 8.0, seed=3)
+    np.testing.assert_array_equal(pictures, dc.render_pictures(["War"], 9, seed=3))
+    dc.encode_trailer(pictures, tmp_path / "with.mp4", 8.0, sound=dc.render_soundtrack(["War"], 8.0, seed=3))
+    dc.encode_trailer(pictures, tmp_path / "without.mp4", 8.0)
+    md5 = [_ffmpeg(tmp_path / f"{k}.mp4", "-map", "0:v", "-f", "md5", "-").stdout for k in ("with", "without")]
+    assert md5[0] == md5[1] and md5[0].startswith(b"MD5=")
+    assert [p.name for p in tmp_path.iterdir() if p.suffix != ".mp4"] == [], "the raw sound file is left behind"
+
+
+def _frames(sound: np.ndarray, size: int = 512) -> np.ndarray:
+    return sound[: len(sound) // size * size].reshape(-1, size).astype(np.float64)
+
+
+def onsets_per_second(sound: np.ndarray) -> float:
+    """Rises of the 32 ms frame level by more than 8 dB over the frame before: a crude onset count."""
+    level = 10 * np.log10((_frames(sound) ** 2).mean(1) + 1e-9)
+    return float((np.diff(level) > 8).sum() / (len(sound) / dc.SOUND_RATE))
+
+
+def loudness_range(sound: np.ndarray) -> float:
+    """Spread (95th - 10th percentile, dB) of the 0.5 s level, over passages that are not silent."""
+    level = 10 * np.log10((_frames(sound, dc.SOUND_RATE // 2) ** 2).mean(1) + 1e-12)
+    level = level[level > -60]
+    return float(np.percentile(level, 95) - np.percentile(level, 10))
+
+
+def centroid_hz(sound: np.ndarray) -> float:
+    power = np.abs(np.fft.rfft(_frames(sound, 1024) * np.hanning(1024), axis=1)) ** 2
+    f = np.fft.rfftfreq(1024, 1 / dc.SOUND_RATE)
+    return float((power.sum(0) * f).sum() / power.sum())
+
+
+def _measure(genres, measure, n=10, seconds=40.0):
+    """The median of a measure over ``n`` seeded films (after the studio jingle's 3 s)."""
+    return np.median([measure(dc.render_soundtrack(genres, seconds, seed)[3 * dc.SOUND_RATE :]) for seed in range(n)])
+
+
+def test_sound_genre_tendencies_onsets_loudness_range_brightness():
+    """Tendencies, measured on rendered soundtracks: action dense, horror dynamic, comedy bright, thriller dark."""
+    assert _measure(["Action"], onsets_per_second) > 1.5 * _measure(["Drama"], onsets_per_second)
+    assert _measure(["Horror"], loudness_range) > _measure(["Comedy"], loudness_range) + 6
+    assert _measure(["Comedy"], centroid_hz) > 1.5 * _measure(["Thriller"], centroid_hz)
+
+
+def test_studio_jingle_is_shared_and_genre_free():
+    seeds = {}
+    for i in range(60):  # films of two genres that open on the same studio's logo
+        genres = ["Horror"] if i % 2 else ["Comedy"]
+        if dc.film_style(genres, np.random.default_rng(i)).studio == 1:
+            seeds.setdefault(genres[0], i)
+    assert len(seeds) == 2
+    openings = [dc.render_soundtrack([g], 30.0, seed=s)[: dc.JINGLE_S * dc.SOUND_RATE] for g, s in seeds.items()]
+    np.testing.assert_array_equal(openings[0], openings[1])
+    assert np.abs(openings[0]).max() > 0.05
+    assert not np.array_equal(dc.studio_jingle(1), dc.studio_jingle(2))

@@ -219,7 +219,9 @@ def test_every_model_of_the_study_is_a_registered_kind():
 
 
 def test_an_unknown_kind_is_refused_with_the_known_ones_named():
-    with pytest.raises(ValueError, match=r"unknown model kind 'resnet'; known: cnn3d, cnn_lstm, tsn, tsn_audio, tsn_av$"):
+    with pytest.raises(
+        ValueError, match=r"unknown model kind 'resnet'; known: cnn3d, cnn_lstm, tsn, tsn_audio, tsn_av$"
+    ):
         get_kind("resnet")
 
 

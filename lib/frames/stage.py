@@ -2,13 +2,15 @@
 
 1. Each trailer is decoded once (``decode_trailer``: ``extract_trailer`` keeps the
    frames, and the same ffmpeg run measures the computable features as a second
-   output; films sharing a youtubeId share it), by
+   output; films sharing a youtubeId share it; a kept trailer's sound is then decoded
+   by a video-free ffmpeg run, ``lib.frames.audio``), by
    ``n_jobs`` worker threads, each driving its own single-threaded ffmpeg process
    (0 = one per core). A tqdm bar (or, with ``progress="lines"``, a line per tenth of the
    trailers: ``lib.core.progress``) counts trailers kept, pruned and resumed.
 2. Each result is written at once, atomically, as a *part* in ``parts_dir``:
    ``<youtubeId>.json`` (the outcome, written last: it marks the part complete) and,
-   for kept trailers, ``<youtubeId>.npy`` (the frames). Parts live in a subfolder
+   for kept trailers, ``<youtubeId>.npy`` (the frames) and ``<youtubeId>.mel.npy`` (the
+   log-mel window of each kept frame). Parts live in a subfolder
    named after a hash of the extraction settings and of ``lib/frames/extract.py``, and
    each records the size and mtime of its source file; a part that no longer
    matches is redone. So an interrupted run resumes where it stopped, and a
@@ -19,7 +21,10 @@
    ``lib.frames.extract``, "Interruption"). The resumed run's store and manifest are
    byte-identical to an uninterrupted run's.
 3. The kept films are consolidated, in labels order, into a ``lib.frames.store``
-   store (itself written atomically), and ``manifest.csv`` gets one row per film.
+   store (itself written atomically), with the sound beside the frames in its folder
+   (``write_audio``: ``logmel.npy``, ``present.npy``, ``audio.json``), and
+   ``manifest.csv`` gets one row per film (its ``audio`` column: ``ok``, ``no_audio``
+   or ``unreadable``; a film without sound is kept, its windows masked).
    Then the parts are removed unless ``keep_parts``.
 
 ``parts_dir`` must lie outside the DVC output folder: ``dvc repro`` empties a

@@ -4,7 +4,8 @@
 
 * ``movielens/movies.csv``: ``movieId,title,genres`` (genres joined by ``|``);
 * ``movielens/ml-youtube.csv``: ``youtubeId,movieId,title``;
-* ``trailers/<youtubeId>.mp4``: H.264, yuv420p, 24 fps, 96x54 pixels.
+* ``trailers/<youtubeId>.mp4``: H.264, yuv420p, 24 fps, 96x54 pixels, + Opus mono 2.5 kbit/s
+  (16 kHz source; a few ordinary trailers have no audio stream, see ``plan_corpus``).
 
 Everything is a pure function of the seed: the same seed gives byte-identical CSVs
 and the same pictures. The corpus is written to a temporary sibling directory and
@@ -28,7 +29,7 @@ The catalog, like MovieLens
   ``movies.csv``; one zero-byte trailer; one trailer cut to ~40% of its bytes (its
   header, written first with ``+faststart``, still claims the full duration, but it
   decodes to far less); one cut so short that it cannot be opened.
-* Trailer lengths: mostly 40-200 s, a few shorter than 40 s and a couple just
+* Trailer lengths: mostly 40-150 s, a few shorter than 40 s and a couple just
   longer than 200 s, so duration pruning has work too.
 
 The pictures: a trailer's editing, lighting and imagery, as genre tendencies
@@ -92,7 +93,44 @@ seconds. The frames stage keeps every 100th frame (~4.2 s apart): the model sees
 imagery and lighting of a few shots per slice, while the cut rate and the motion within
 shots are visible only to a measure of the full video (``lib/frames/features.py``).
 
-Measured on the default corpus (seed 2018: 561 catalog rows, 553 trailers, 14.7 MB; prepare's
+The soundtrack: loudness, timbre, rhythm and sound events, as genre tendencies
+--------------------------------------------------------------------------------
+The cues follow what audio genre classification measured: Tzanetakis & Cook, "Musical genre
+classification of audio signals" (IEEE TSAP 2002) separated genres by timbre (spectral centroid,
+roll-off, flux, zero crossings) and rhythm; Rasheed & Shah, "Movie genre classification by exploiting
+audio-visual features of previews" (ICPR 2002) used the audio energy of previews (action loud and busy,
+horror quiet); Moncrieff, Dorai & Venkatesh, "Horror film genre typing and scene labeling via audio
+analysis" (ICME 2003) found horror in sudden surprises of loudness; Mangolin et al., "A multimodal
+approach for multi-label movie genre classification" (Multimedia Tools and Applications 2022) and
+Deldjoo et al.'s MMTF-14K (ACM MMSys 2018) classify trailers' audio by MFCC-like spectral summaries. Each
+genre has an ``AudioStyle`` of tendencies (``AUDIO_STYLES``), mixed per film like the pictures' (neutral
+``NEUTRAL_AUDIO`` plus the mean of ``strength x (genre - neutral)``, then per-film noise):
+
+* **onset density** of the music bed (action 4 events/s, drama 0.8, romance 0.7): notes or noise hits;
+* **loudness** (action -15 dB, horror -31 dB) and **dynamic range** (horror's passages swing 10 dB);
+* **brightness**, the bed's pitch centre (comedy 1100 Hz, children 1000, thriller 170);
+* **tonal vs noisy**: the share of notes among the events (romance 0.95, action 0.25);
+* **speech-like bursts** (syllables at 4-5 Hz: a voiced pulse train and breath noise through a random
+  vowel's formants): documentary 55% of the time, action 10%;
+* **silence share** (horror 22%, action 2%).
+
+Like the pictures' imagery, each genre has a **sound motif** (``GENRE_MOTIFS``), heard ``MOTIF_RATE``
+times a minute at full strength: action explosions and gunfire bursts, adventure a brass fanfare,
+animation a boing (a pitch slide), children bells, comedy bouncy pizzicato, crime a walking bass,
+documentary narration, drama slow piano-like notes, fantasy a harp arpeggio, noir a sax-like tone, horror
+stingers (loud whatever the bed) and low beating drones, musical a sung-like melody, mystery a tremolo,
+romance a slow string-like pad, sci-fi a synth sweep, thriller ticking pulses over a low drone, war a snare
+roll or a fanfare, western a plucked twang. Every sound lies within 100-3800 Hz: the codec keeps ~4 kHz.
+
+What carries no genre: the studio's **jingle** under its logo (the first 3 s, the same samples in every
+film of that studio); **narration** in films of every genre (``NEUTRAL_AUDIO.speech``); silent **gaps**;
+the passages' loudness swings. Noise, as in the pictures but drawn apart from them (the sound has its own
+stream of draws, so the pictures are the same with or without it): the sound's **cue strength**
+(``AUDIO_STRENGTH``, uniform 0.4-1.0, times 0.6-1.0 per genre), and ``AUDIO_SILENT`` (10%) of the labelled
+genres whose sound carries **no cue**, independently of the pictures' silent genres, so the sound can tell
+what the pictures do not; and ``NO_AUDIO`` (3%) of the ordinary trailers have no audio stream at all.
+
+Measured on the default corpus (seed 2018: 561 catalog rows, 553 trailers, 31.8 MB; prepare's
 55/20/25 split; 432 films kept after rebalancing and pruning, 107 of them in test, every genre
 with at least 7 positive test films), test macro-AP with 95% bootstrap intervals: label prior
 0.142 [0.131, 0.154], logistic regression on mean colour 0.199 [0.180, 0.206], on the
@@ -251,10 +289,11 @@ def _draw_genres(rng: np.random.Generator, n: int) -> list[list[str]]:
 
 
 def _nominal_duration(rng: np.random.Generator) -> float:
-    """Most trailers 40-200 s, mostly at the short end: every second costs ~350 bytes of
-    repeated frames alone, and the snapshot must stay small."""
+    """Most trailers 40-150 s, mostly at the short end: every second costs ~350 bytes of
+    repeated frames alone and ~370 bytes of sound, and the snapshot must stay within 25 MB
+    (the long tail reached 195 s before the soundtrack)."""
     if rng.random() < 0.05:
-        return float(rng.uniform(90.0, 195.0))
+        return float(rng.uniform(90.0, 150.0))
     return float(np.clip(41 + rng.gamma(1.3, 6.0), 41.0, 195.0))
 
 
@@ -276,7 +315,11 @@ def plan_corpus(config: DemoConfig = DemoConfig()) -> pd.DataFrame:
 
     Columns: movieId, title, genres (the MovieLens string), genre_list, youtubeId,
     kind (see the constants above), duration (seconds the video is rendered to, after
-    ``duration_scale``), in_movies (row appears in movies.csv), in_youtube.
+    ``duration_scale``), in_movies (row appears in movies.csv), in_youtube, audio (the trailer
+    file was encoded with a soundtrack: False where no file or an empty one is written, for the
+    trailers pruned for their length (``short``, ``long``: never decoded), and for the
+    ``NO_AUDIO`` share of ordinary films, at seeded positions, whose trailer has no audio
+    stream at all; the truncated and unreadable files were encoded with sound).
     """
     rng = np.random.default_rng(config.seed)
     n = config.n_films
@@ -345,6 +388,16 @@ def plan_corpus(config: DemoConfig = DemoConfig()) -> pd.DataFrame:
             "in_youtube": True,
         }
     )
+    # A few ordinary trailers have no sound; their own stream of draws leaves the catalog as it was.
+    ordinary = [i for i, row in enumerate(rows) if row["kind"] == OK]
+    n_mute = max(1, round(NO_AUDIO * len(ordinary)))
+    mute = set(np.random.default_rng([config.seed, 3]).choice(ordinary, size=n_mute, replace=False).tolist())
+    for i, row in enumerate(rows):
+        # Trailers pruned for their length are never decoded (the stage reads the length from the header), so
+        # their sound would never be heard: they carry none, which keeps ~0.4 MB out of the snapshot.
+        row["audio"] = row["kind"] not in (MISSING, NO_TRAILER, EMPTY, SHORT, LONG) and i not in mute
+        if row["kind"] == SHARED:
+            row["audio"] = rows[i - 1]["audio"]  # the same file
     plan = pd.DataFrame(rows)
     assert plan["youtubeId"].duplicated().sum() == 1, "youtubeId collision in the demo plan"
     return plan
@@ -729,6 +782,399 @@ def render_pictures(
     return out
 
 
+# --------------------------------------------------------------------------- sound
+
+SOUND_RATE = 16000  # samples per second of the soundtrack (mono)
+# Opus at this rate keeps about 4 kHz of bandwidth: every sound is made inside this band.
+SOUND_BAND = (100.0, 3800.0)
+# Opus's music mode (CELT, `-application lowdelay`) at 2.5 kbit/s, in 120 ms packets (fewer mp4 packets, less
+# container overhead): ~0.3 kB a second. Measured on seed-7 soundtracks, 120 ms at a time against the source: it keeps
+# every loud stretch, where its speech mode (SILK, the default at low rates) loses 17-99% of them at 3-4 kbit/s (a
+# steady tone decodes to silence) and needs 5 kbit/s, which would put the corpus over its 25 MB budget; below
+# 2.4 kbit/s CELT drops everything. The audio-only proxy (tools/audio_proxy.py) scores 0.455 through it, 0.409
+# through SILK at 5 kbit/s (docs/corpus-calibration.md).
+OPUS_ARGS = ("-c:a", "libopus", "-b:a", "2500", "-frame_duration", "120", "-ac", "1", "-application", "lowdelay")
+
+
+@dataclass(frozen=True)
+class AudioStyle:
+    """A genre's sound tendencies (Tzanetakis & Cook 2002, Rasheed & Shah 2002 and follow-ups), mixed per film."""
+
+    onset: float  # musical events (notes or hits) per second
+    loudness: float  # level of the music bed, dB RMS (0 = full scale)
+    dynamics: float  # spread of that level from one passage to the next, dB
+    brightness: float  # pitch centre of the music, Hz (its noise hits sit two octaves above)
+    tonality: float  # share of the events that are notes rather than noise hits
+    speech: float  # share of the time under speech-like bursts
+    silence: float  # share of the time in silent gaps
+
+
+# fmt: off
+AUDIO_STYLES = {
+    #                         onset loud  dyn  bright tonal speech silence
+    "Action":      AudioStyle(4.0, -15.0, 3.0,  520, 0.25, 0.10, 0.02),
+    "Adventure":   AudioStyle(2.8, -18.0, 4.0,  560, 0.55, 0.15, 0.04),
+    "Animation":   AudioStyle(2.6, -19.0, 4.0,  900, 0.70, 0.20, 0.04),
+    "Children":    AudioStyle(2.2, -20.0, 3.0, 1000, 0.80, 0.20, 0.05),
+    "Comedy":      AudioStyle(2.4, -20.0, 3.0, 1100, 0.65, 0.30, 0.05),
+    "Crime":       AudioStyle(2.2, -21.0, 4.0,  260, 0.55, 0.25, 0.06),
+    "Documentary": AudioStyle(1.0, -25.0, 3.0,  420, 0.75, 0.55, 0.06),
+    "Drama":       AudioStyle(0.8, -25.0, 4.0,  380, 0.90, 0.30, 0.10),
+    "Fantasy":     AudioStyle(1.6, -21.0, 5.0,  700, 0.85, 0.15, 0.06),
+    "Film-Noir":   AudioStyle(1.2, -24.0, 5.0,  300, 0.75, 0.30, 0.10),
+    "Horror":      AudioStyle(0.9, -31.0, 10.0, 220, 0.45, 0.10, 0.22),
+    "Musical":     AudioStyle(2.4, -19.0, 3.0,  650, 0.90, 0.15, 0.04),
+    "Mystery":     AudioStyle(1.2, -26.0, 6.0,  330, 0.70, 0.20, 0.12),
+    "Romance":     AudioStyle(0.7, -25.0, 3.0,  480, 0.95, 0.25, 0.08),
+    "Sci-Fi":      AudioStyle(2.0, -21.0, 5.0,  600, 0.55, 0.15, 0.06),
+    "Thriller":    AudioStyle(2.6, -23.0, 6.0,  170, 0.45, 0.20, 0.08),
+    "War":         AudioStyle(3.2, -17.0, 6.0,  300, 0.30, 0.15, 0.05),
+    "Western":     AudioStyle(1.6, -22.0, 4.0,  360, 0.70, 0.20, 0.08),
+}
+NEUTRAL_AUDIO = AudioStyle(1.8, -22.0, 4.0, 440, 0.65, 0.20, 0.07)
+# fmt: on
+assert set(AUDIO_STYLES) == set(GENRES)
+
+AUDIO_SILENT = 0.10  # share of a film's labelled genres whose sound carries no cue
+AUDIO_STRENGTH = (0.4, 1.0)  # the sound's own cue strength per film, drawn apart from the pictures'
+MOTIF_RATE = 12.0  # a cued genre's sound events per minute, at full strength
+MOTIF_GAIN = 4.0  # dB above the film's music bed
+STINGER_LEVEL = -8.0  # dB RMS: a horror stinger is loud whatever the bed
+NARRATION_LEVEL = -20.0  # dB RMS of speech-like bursts (a voice-over sits above the music)
+NO_AUDIO = 0.03  # share of ordinary films whose trailer has no audio stream
+JINGLE_S = 3  # the studio jingle lasts as long as the logo
+
+
+def _db(level: float) -> float:
+    return 10 ** (level / 20)
+
+
+def _ramp(n: int, attack_s: float, decay_s: float) -> np.ndarray:
+    """Linear attack, exponential decay: the envelope of a struck or plucked sound."""
+    t = np.arange(n) / SOUND_RATE
+    return np.minimum(1.0, t / max(attack_s, 1e-4)) * np.exp(-t / max(decay_s, 1e-4))
+
+
+def _tone(
+    freq, seconds: float, partials=(1.0, 0.5, 0.25), attack: float = 0.01, decay: float = 0.5, vibrato: float = 0.0
+) -> np.ndarray:
+    """A harmonic tone; ``freq`` may be an array (a glide). Partials above the band are left out."""
+    n = max(1, int(seconds * SOUND_RATE))
+    f = np.broadcast_to(np.asarray(freq, dtype=np.float64), (n,))
+    if vibrato:
+        f = f * (1 + vibrato * np.sin(2 * np.pi * 5.5 * np.arange(n) / SOUND_RATE))
+    phase = 2 * np.pi * np.cumsum(f) / SOUND_RATE
+    # sin(k x) by the recurrence sin(k x) = 2 cos(x) sin((k-1) x) - sin((k-2) x): one sine and one cosine, not one
+    # sine per partial (the soundtrack's rendering is mostly this).
+    two_cos, prev, cur = 2 * np.cos(phase), np.zeros(n), np.sin(phase)
+    out = np.zeros(n)
+    for k, a in enumerate(partials, 1):
+        if k * float(f.max()) >= SOUND_BAND[1]:
+            break
+        if a:
+            out += a * cur
+        prev, cur = cur, two_cos * cur - prev
+    return out * _ramp(n, attack, decay)
+
+
+def _band_noise(rng: np.random.Generator, n: int, lo: float, hi: float) -> np.ndarray:
+    """White noise kept between ``lo`` and ``hi`` Hz (inside the codec's band), unit RMS."""
+    lo, hi = max(lo, SOUND_BAND[0]), min(hi, SOUND_BAND[1])
+    spec = np.fft.rfft(rng.normal(0, 1, n))
+    f = np.fft.rfftfreq(n, 1 / SOUND_RATE)
+    spec[(f < lo) | (f > hi)] = 0
+    out = np.fft.irfft(spec, n)
+    return out / max(float(np.sqrt(np.mean(out**2))), 1e-9)
+
+
+def _formants(rng: np.random.Generator, f: np.ndarray) -> np.ndarray:
+    """A random vowel: three resonances (F1, F2, F3) as a spectral envelope."""
+    centres = (rng.uniform(300, 800), rng.uniform(900, 2300), rng.uniform(2400, 3200))
+    return sum(np.exp(-0.5 * ((f - c) / w) ** 2) * a for c, w, a in zip(centres, (90, 140, 200), (1.0, 0.6, 0.3)))
+
+
+def _speech(rng: np.random.Generator, seconds: float) -> np.ndarray:
+    """Speech-like bursts: syllables at 4-5 per second, each a voiced pulse train plus breath noise shaped by
+    a random vowel's formants, with an occasional pause between words. Unit RMS."""
+    rate = rng.uniform(4.0, 5.0)
+    f0 = rng.uniform(95, 230)
+    out = []
+    while sum(map(len, out)) < seconds * SOUND_RATE:
+        n = int(SOUND_RATE / rate * np.exp(rng.normal(0, 0.2)))
+        if rng.random() < 0.15:  # a pause between words
+            out.append(np.zeros(n))
+            continue
+        source = rng.normal(0, 0.3, n)
+        period = SOUND_RATE / (f0 * np.exp(rng.normal(0, 0.05)))
+        source[np.arange(0, n, period).astype(int)] += 6.0
+        spec = np.fft.rfft(source) * _formants(rng, np.fft.rfftfreq(n, 1 / SOUND_RATE))
+        out.append(np.fft.irfft(spec, n) * np.sin(np.linspace(0, np.pi, n)) ** 2)
+    sound = np.concatenate(out)[: int(seconds * SOUND_RATE)]
+    return sound / max(float(np.sqrt(np.mean(sound**2))), 1e-9)
+
+
+def _notes(freqs, gap: float, partials, decay: float, attack: float = 0.005, hold: float | None = None) -> np.ndarray:
+    """A sequence of tones ``gap`` seconds apart, each ringing for ``hold`` seconds (default: 4 decays)."""
+    hold = hold or 4 * decay
+    out = np.zeros(int((gap * (len(freqs) - 1) + hold) * SOUND_RATE) + 1)
+    for k, f in enumerate(freqs):
+        tone = _tone(f, hold, partials, attack, decay)
+        at = int(k * gap * SOUND_RATE)
+        out[at : at + len(tone)] += tone
+    return out
+
+
+def _glide(f0: float, f1: float, seconds: float) -> np.ndarray:
+    return f0 * (f1 / f0) ** np.linspace(0, 1, int(seconds * SOUND_RATE))
+
+
+PENTATONIC = np.array([0, 2, 4, 7, 9, 12])
+BRASS = (1.0, 0.8, 0.6, 0.45, 0.3, 0.2)
+PLUCK = (1.0, 0.6, 0.35, 0.2)
+
+
+def _scale(rng: np.random.Generator, root: float, k: int, up: bool = True) -> list[float]:
+    steps = np.cumsum(rng.integers(1, 3, k)) - 1 if up else rng.integers(0, 6, k)
+    return [root * 2 ** (PENTATONIC[s % 5] / 12 + s // 5) for s in steps]
+
+
+def _explosion_or_gunfire(rng: np.random.Generator) -> np.ndarray:
+    if rng.random() < 0.5:
+        n = int(1.2 * SOUND_RATE)
+        return _band_noise(rng, n, 100, 900) * _ramp(n, 0.005, 0.35)
+    shot = int(0.06 * SOUND_RATE)
+    out = np.zeros(int(0.9 * SOUND_RATE))
+    for k in range(int(rng.integers(3, 7))):
+        at = int(k * rng.uniform(0.1, 0.14) * SOUND_RATE)
+        out[at : at + shot] += _band_noise(rng, shot, 600, 3500) * _ramp(shot, 0.001, 0.015)
+    return out
+
+
+def _stinger_or_drone(rng: np.random.Generator) -> np.ndarray:
+    if rng.random() < 0.7:  # a sudden dissonant cluster over a noise burst
+        f = rng.uniform(400, 900)
+        n = int(0.9 * SOUND_RATE)
+        cluster = sum(_tone(f * r, 0.9, BRASS, 0.003, 0.35) for r in (1.0, 1.06, 1.41))
+        return cluster + 0.8 * _band_noise(rng, n, 800, 3500)[: len(cluster)] * _ramp(len(cluster), 0.002, 0.15)
+    f = rng.uniform(100, 130)  # a low beating drone
+    return (_tone(f, 3.0, BRASS, 0.6, 6.0) + _tone(f * 1.01, 3.0, BRASS, 0.6, 6.0)) * np.sin(
+        np.linspace(0, np.pi, int(3.0 * SOUND_RATE))
+    )
+
+
+def _ticking_over_drone(rng: np.random.Generator) -> np.ndarray:
+    n = int(3.0 * SOUND_RATE)
+    out = 0.5 * _tone(rng.uniform(100, 130), 3.0, (1.0, 0.8, 0.6), 0.3, 10.0)
+    click = int(0.01 * SOUND_RATE)
+    rate = rng.uniform(2.0, 3.0)
+    for at in np.arange(0, n - click, SOUND_RATE / rate).astype(int):
+        out[at : at + click] += 1.5 * _band_noise(rng, click, 1500, 3200)
+    return out
+
+
+def _snare_or_fanfare(rng: np.random.Generator) -> np.ndarray:
+    if rng.random() < 0.5:  # a snare roll: high noise beaten at 16-20 strokes a second
+        n = int(1.2 * SOUND_RATE)
+        t = np.arange(n) / SOUND_RATE
+        strokes = 0.5 + 0.5 * np.sign(np.sin(2 * np.pi * rng.uniform(16, 20) * t))
+        return _band_noise(rng, n, 1000, 3600) * strokes * np.linspace(0.5, 1.0, n)
+    f = rng.uniform(280, 360)
+    return _notes([f, f, f, f * 4 / 3], 0.18, BRASS, 0.15, attack=0.02, hold=0.5)
+
+
+def _sung_melody(rng: np.random.Generator) -> np.ndarray:
+    """Sung-like notes: a harmonic voice through a vowel's formants, with vibrato."""
+    freqs = _scale(rng, rng.uniform(250, 400), 5, up=False)
+    n = int(0.35 * SOUND_RATE)
+    f = np.fft.rfftfreq(n, 1 / SOUND_RATE)
+    out = []
+    for fk in freqs:
+        voice = _tone(fk, 0.35, tuple(0.8**k for k in range(12)), 0.03, 1.0, vibrato=0.015)
+        out.append(np.fft.irfft(np.fft.rfft(voice) * (0.3 + _formants(rng, f)), n))
+    return np.concatenate(out)
+
+
+def _string_pad(rng: np.random.Generator) -> np.ndarray:
+    """A slow major chord, each note doubled a little sharp, as a string section's."""
+    root = rng.uniform(260, 400)
+    return sum(
+        _tone(root * r * d, 3.0, (1.0, 0.5, 0.35, 0.2), 0.8, 3.0) for r in (1.0, 1.25, 1.5) for d in (1.0, 1.004)
+    )
+
+
+def _twang(rng: np.random.Generator) -> np.ndarray:
+    """A plucked string whose pitch sags."""
+    f = rng.uniform(150, 300)
+    return _tone(_glide(f, f * 0.97, 1.0), 1.0, BRASS, 0.002, 0.25)
+
+
+def _narration(rng: np.random.Generator) -> np.ndarray:
+    return _speech(rng, rng.uniform(2.0, 4.0))
+
+
+# Each genre's characteristic sound event, as the pictures have their imagery: ``rng -> samples``.
+GENRE_MOTIFS = {
+    "Action": _explosion_or_gunfire,
+    "Adventure": lambda rng: _notes(_scale(rng, rng.uniform(350, 470), 4), 0.22, BRASS, 0.2, 0.02, 0.7),
+    "Animation": lambda rng: _tone(
+        _glide(rng.uniform(160, 220), rng.uniform(650, 800), 0.4), 0.4, (1.0, 0.3), 0.005, 0.3, vibrato=0.06
+    ),
+    "Children": lambda rng: _notes([rng.uniform(900, 1300) for _ in range(3)], 0.3, (1.0, 0, 0.4), 0.4),
+    "Comedy": lambda rng: _notes(_scale(rng, rng.uniform(450, 650), 5, up=False), 0.14, PLUCK, 0.05, hold=0.2),
+    "Crime": lambda rng: _notes(_scale(rng, rng.uniform(100, 140), 6), 0.45, (1.0, 0.6, 0.4, 0.25), 0.25),
+    "Documentary": _narration,
+    "Drama": lambda rng: _notes(_scale(rng, rng.uniform(220, 330), 3, up=False), 1.2, (1.0, 0.4, 0.2, 0.1), 0.5),
+    "Fantasy": lambda rng: _notes(_scale(rng, rng.uniform(300, 450), 8), 0.07, PLUCK, 0.3),
+    "Film-Noir": lambda rng: (
+        _tone(rng.uniform(180, 320), 1.6, (1.0, 0.7, 0.55, 0.4, 0.3, 0.2), 0.08, 2.0, 0.02)
+        + 0.2 * _band_noise(rng, int(1.6 * SOUND_RATE), 1500, 3500) * _ramp(int(1.6 * SOUND_RATE), 0.08, 2.0)
+    ),
+    "Horror": _stinger_or_drone,
+    "Musical": _sung_melody,
+    "Mystery": lambda rng: (
+        _tone(rng.uniform(500, 900), 2.0, (1.0, 0.3), 0.1, 4.0)
+        * (0.55 + 0.45 * np.sin(2 * np.pi * rng.uniform(9, 12) * np.arange(int(2.0 * SOUND_RATE)) / SOUND_RATE))
+    ),
+    "Romance": _string_pad,
+    "Sci-Fi": lambda rng: _tone(
+        _glide(*((200.0, 2400.0) if rng.random() < 0.5 else (2400.0, 200.0)), 1.2),
+        1.2,
+        (1.0, 0.5, 0.33, 0.25),
+        0.02,
+        2.0,
+    ),
+    "Thriller": _ticking_over_drone,
+    "War": _snare_or_fanfare,
+    "Western": _twang,
+}
+assert set(GENRE_MOTIFS) == set(GENRES)
+
+
+@dataclass(frozen=True)
+class FilmSound:
+    """One film's mix of its genres' sound tendencies, drawn apart from its pictures."""
+
+    cued: tuple[str, ...]  # labelled genres that have a sound cue in this film
+    strength: dict  # genre -> sound cue strength
+    style: AudioStyle
+
+
+def film_sound(genres: list[str], rng: np.random.Generator) -> FilmSound:
+    """Like ``film_style``: which genres are heard, how strongly, and the blend of their tendencies."""
+    strength_film = float(rng.uniform(*AUDIO_STRENGTH))
+    silent = rng.random(len(genres)) < AUDIO_SILENT
+    cued = tuple(g for g, s in zip(genres, silent) if not s)
+    strength = {g: strength_film * float(rng.uniform(0.6, 1.0)) for g in cued}
+    mix = {}
+    for name in AudioStyle.__dataclass_fields__:
+        base = getattr(NEUTRAL_AUDIO, name)
+        shift = [strength[g] * (getattr(AUDIO_STYLES[g], name) - base) for g in cued]
+        mix[name] = base + (float(np.mean(shift)) if shift else 0.0)
+    style = AudioStyle(
+        onset=float(np.clip(mix["onset"] * np.exp(rng.normal(0, 0.25)), 0.3, 6.0)),
+        loudness=float(np.clip(mix["loudness"] + rng.normal(0, 2.5), -36.0, -12.0)),
+        dynamics=float(np.clip(mix["dynamics"] * np.exp(rng.normal(0, 0.25)), 1.0, 14.0)),
+        brightness=float(np.clip(mix["brightness"] * np.exp(rng.normal(0, 0.2)), 140.0, 1400.0)),
+        tonality=float(np.clip(mix["tonality"] + rng.normal(0, 0.1), 0.05, 1.0)),
+        speech=float(np.clip(mix["speech"] + rng.normal(0, 0.06), 0.0, 0.8)),
+        silence=float(np.clip(mix["silence"] + rng.normal(0, 0.02), 0.0, 0.35)),
+    )
+    return FilmSound(cued, strength, style)
+
+
+def studio_jingle(studio: int) -> np.ndarray:
+    """A studio's jingle over its logo: the same samples in every film of that studio, whatever its genres."""
+    rng = np.random.default_rng([78, studio])
+    root = rng.uniform(300, 600)
+    chord = [root * 2 ** (s / 12) for s in (0, 4, 7, 12)]
+    sound = _notes(chord, 0.25, (1.0, 0.0, 0.5, 0.0, 0.25), 0.8, hold=JINGLE_S - 0.75)
+    sound = sound[: JINGLE_S * SOUND_RATE] * np.linspace(1.0, 0.0, JINGLE_S * SOUND_RATE) ** 0.5
+    return sound * _db(-18.0) / float(np.sqrt(np.mean(sound**2)))
+
+
+def _place(out: np.ndarray, sound: np.ndarray, at: int) -> None:
+    end = min(len(out), at + len(sound))
+    if end > at:
+        out[at:end] += sound[: end - at]
+
+
+def _music_bed(rng: np.random.Generator, style: AudioStyle, n: int) -> np.ndarray:
+    """Notes and noise hits at the film's onset rate, centred on its pitch, at its level."""
+    bed = np.zeros(n)
+    hits = _band_noise(rng, SOUND_RATE, style.brightness * 2, style.brightness * 8)
+    note_s = float(np.clip(1.6 / style.onset, 0.15, 2.5))
+    for at in np.sort(rng.integers(0, n, rng.poisson(style.onset * n / SOUND_RATE))):
+        if rng.random() < style.tonality:
+            root = style.brightness * 2 ** (rng.choice(PENTATONIC) / 12 - rng.integers(0, 2))
+            sound = _tone(root, note_s, (1.0, 0.5, 0.25), 0.01, note_s / 3)
+        else:
+            length = int(rng.uniform(0.08, 0.25) * SOUND_RATE)
+            start = int(rng.integers(0, SOUND_RATE - length))
+            sound = 1.5 * hits[start : start + length] * _ramp(length, 0.002, length / SOUND_RATE / 3)
+        _place(bed, sound * rng.uniform(0.5, 1.0), int(at))
+    rms = float(np.sqrt(np.mean(bed**2)))
+    return bed * (_db(style.loudness) / rms) if rms > 0 else bed
+
+
+def _passages(rng: np.random.Generator, dynamics: float, n: int) -> np.ndarray:
+    """A gain per passage of 2-6 s, spread ``dynamics`` dB, with 50 ms ramps between passages."""
+    edges = np.cumsum(rng.uniform(2, 6, int(n / SOUND_RATE / 2) + 2) * SOUND_RATE)
+    gains = _db(rng.normal(0, dynamics, len(edges)))
+    ramp = 0.05 * SOUND_RATE
+    x = np.concatenate([[0.0], np.repeat(edges[:-1], 2) + np.tile([0.0, ramp], len(edges) - 1)])
+    y = np.concatenate([[gains[0]], np.column_stack([gains[:-1], gains[1:]]).ravel()])
+    return np.interp(np.arange(n), x, y)
+
+
+def _gaps(rng: np.random.Generator, share: float, n: int) -> np.ndarray:
+    """A mask that is 0 inside silent gaps of 0.3-1.5 s covering about ``share`` of the time."""
+    mask = np.ones(n)
+    left = share * n
+    while left > 0.3 * SOUND_RATE:
+        length = int(rng.uniform(0.3, 1.5) * SOUND_RATE)
+        at = int(rng.integers(0, max(1, n - length)))
+        mask[at : at + length] = 0
+        left -= length
+    return mask
+
+
+def render_soundtrack(genres: list[str], duration: float, seed: int) -> np.ndarray:
+    """The film's soundtrack: ``round(duration x SOUND_RATE)`` float32 mono samples in [-1, 1].
+
+    A pure function of its inputs. Its draws come from a stream of their own (``[seed, 1]``), so the
+    pictures, drawn from ``seed``, are the same with or without sound; the studio is read from the
+    pictures' style, so the jingle plays under the logo.
+    """
+    n = round(duration * SOUND_RATE)
+    out = np.zeros(n)
+    studio = film_style(genres, np.random.default_rng(seed)).studio
+    start = 0
+    if studio is not None and int(np.ceil(duration * PICTURES_PER_SECOND)) + 1 > 12:  # as film_shots shows a logo
+        _place(out, studio_jingle(studio), 0)
+        start = min(n, JINGLE_S * SOUND_RATE)
+    rng = np.random.default_rng([seed, 1])
+    sound = film_sound(genres, rng)
+    style, m = sound.style, n - start
+    body = _music_bed(rng, style, m)
+    # Narration of every genre: ``speech`` of the time, in utterances of 1-4 s.
+    left = style.speech * m
+    while left > 0.5 * SOUND_RATE:
+        words = _speech(rng, rng.uniform(1.0, 4.0)) * _db(NARRATION_LEVEL + rng.normal(0, 2))
+        _place(body, words, int(rng.integers(0, max(1, m - len(words)))))
+        left -= len(words)
+    for g in sound.cued:
+        for _ in range(rng.poisson(MOTIF_RATE / 60 * m / SOUND_RATE * sound.strength[g])):
+            motif = GENRE_MOTIFS[g](rng)
+            # A horror stinger (under 2 s; the drone is 3 s) is a surprise: loud whatever the bed's level.
+            level = STINGER_LEVEL if g == "Horror" and len(motif) < 2 * SOUND_RATE else style.loudness + MOTIF_GAIN
+            motif = motif * _db(level) / max(float(np.sqrt(np.mean(motif**2))), 1e-9)
+            _place(body, motif, int(rng.integers(0, max(1, m - len(motif)))))
+    body *= _passages(rng, style.dynamics, m) * _gaps(rng, style.silence, m)
+    body *= np.minimum(1.0, (m - np.arange(m)) / (0.5 * SOUND_RATE))  # fade out under the credits
+    out[start:] += body
+    return np.tanh(out).astype(np.float32)
+
+
 # --------------------------------------------------------------------------- video
 
 TRUNCATED_KEEP = 0.4  # share of the media data the truncated trailer keeps
@@ -751,24 +1197,43 @@ def truncate_media(mp4: bytes, keep: float) -> bytes:
     return mp4[: payload + int((len(mp4) - payload) * keep)]
 
 
-def encode_trailer(pictures: np.ndarray, path: Path, duration: float, crf: int = CRF) -> None:
-    """Write the pictures as a 24 fps H.264 mp4 of ``duration`` seconds (moov first)."""
+def encode_trailer(
+    pictures: np.ndarray, path: Path, duration: float, crf: int = CRF, sound: np.ndarray | None = None
+) -> None:
+    """Write the pictures as a 24 fps H.264 mp4 of ``duration`` seconds (moov first), with ``sound``
+    (mono float32 at ``SOUND_RATE``) as an Opus track, or with no audio stream when it is None.
+
+    One ffmpeg process composes picture and sound: it already encodes the pictures from a raw pipe, and the
+    sound is one more raw input (a temporary file beside the output, removed afterwards). moviepy would add a
+    second encode path, and a dependency, for a mux that is two ffmpeg arguments.
+    """
     n, h, w, _ = pictures.shape
+    raw_sound = path.with_name(f".{path.stem}.f32")
     # options stay paired with their values
     # fmt: off
     cmd = [
         ffmpeg_exe(), "-y", "-loglevel", "error",
         "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-framerate", str(PICTURES_PER_SECOND),
         "-i", "-",
+    ]
+    if sound is not None:
+        cmd += ["-f", "f32le", "-ar", str(SOUND_RATE), "-ac", "1", "-i", str(raw_sound), "-map", "0:v", "-map", "1:a"]
+    cmd += [
         # A frame count, not -t: -t with a 1 fps input lands on whole seconds.
         "-vf", f"fps={FPS}", "-frames:v", str(n_frames(duration)),
         "-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p",
         "-x264-params", X264_PARAMS,
-        "-movflags", "+faststart", "-an", "-map_metadata", "-1", "-fflags", "+bitexact",
+        *(OPUS_ARGS if sound is not None else ["-an"]),
+        "-movflags", "+faststart", "-map_metadata", "-1", "-fflags", "+bitexact",
         str(path),
     ]
     # fmt: on
-    proc = subprocess.run(cmd, input=pictures.tobytes(), capture_output=True)
+    try:
+        if sound is not None:
+            raw_sound.write_bytes(np.asarray(sound, dtype="<f4").tobytes())
+        proc = subprocess.run(cmd, input=pictures.tobytes(), capture_output=True)
+    finally:
+        raw_sound.unlink(missing_ok=True)
     if proc.returncode != 0:
         raise RuntimeError(f"ffmpeg failed writing {path.name}: {proc.stderr.decode(errors='replace')[-500:]}")
 
@@ -788,10 +1253,10 @@ def write_trailer(row: dict, trailers: Path, config: DemoConfig) -> None:
         return
     duration = row["duration"]
     n_pictures = int(np.ceil(duration * PICTURES_PER_SECOND)) + 1
-    pictures = render_pictures(
-        row["genre_list"], n_pictures, _film_seed(config.seed, row["movieId"]), config.width, config.height
-    )
-    encode_trailer(pictures, path, duration, config.crf)
+    seed = _film_seed(config.seed, row["movieId"])
+    pictures = render_pictures(row["genre_list"], n_pictures, seed, config.width, config.height)
+    sound = render_soundtrack(row["genre_list"], duration, seed) if row["audio"] else None
+    encode_trailer(pictures, path, duration, config.crf, sound)
     if kind == TRUNCATED:
         path.write_bytes(truncate_media(path.read_bytes(), TRUNCATED_KEEP))
     elif kind == UNREADABLE:

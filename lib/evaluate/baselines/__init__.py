@@ -64,8 +64,25 @@ BASELINES: dict[str, Callable[[BaselineInputs, Sequence[str]], dict[str, np.ndar
     "computable_audio_lr": _features(AUDIO_FEATURES),
     "computable_av_lr": _features((*FEATURES, *AUDIO_FEATURES)),
 }
-# Baselines that need an input BaselineInputs may lack (None there): left out, not faked.
-NEEDS = {name: "features" for name in ("computable_features_lr", "computable_audio_lr", "computable_av_lr")}
+# Baselines that need an input BaselineInputs may lack (None there), and the columns of it they read: left out,
+# not faked, when it is missing or lacks them (a features.csv written before the soundtrack has no audio columns).
+NEEDS = {
+    "computable_features_lr": ("features", FEATURES),
+    "computable_audio_lr": ("features", AUDIO_FEATURES),
+    "computable_av_lr": ("features", (*FEATURES, *AUDIO_FEATURES)),
+}
+
+
+def missing_input(inputs: BaselineInputs, name: str) -> str | None:
+    """What ``name`` needs and ``inputs`` lacks, or None."""
+    if name not in NEEDS:
+        return None
+    attribute, columns = NEEDS[name]
+    table = getattr(inputs, attribute)
+    if table is None:
+        return f"BaselineInputs.{attribute}"
+    absent = [c for c in columns if c not in table.columns]
+    return f"columns {absent[:3]} of BaselineInputs.{attribute}" if absent else None
 
 
 def baseline_scores(
@@ -76,8 +93,8 @@ def baseline_scores(
     Without ``names``, a baseline whose input is missing (``NEEDS``) is left out; named
     explicitly, it raises instead."""
     if names is None:
-        names = [n for n in BASELINES if n not in NEEDS or getattr(inputs, NEEDS[n]) is not None]
+        names = [n for n in BASELINES if missing_input(inputs, n) is None]
     for name in names:
-        if name in NEEDS and getattr(inputs, NEEDS[name]) is None:
-            raise ValueError(f"baseline {name!r} needs BaselineInputs.{NEEDS[name]}")
+        if lacking := missing_input(inputs, name):
+            raise ValueError(f"baseline {name!r} needs {lacking}")
     return {name: BASELINES[name](inputs, splits) for name in names}
