@@ -203,3 +203,63 @@ def test_trailer_genres_cuts_the_sound_of_a_new_file(clips):
     silent = load_trailer(str(clips / "e.mp4"), settings, clips, hear=True)
     assert not silent.sound[1].any() and "sound masked: no_audio" in silent.note
     assert load_trailer(str(clips / "b.webm"), settings, clips).sound is None
+
+
+@pytest.mark.parametrize("kind", ["tsn_audio", "tsn_av"])
+def test_trailer_genres_scores_a_model_that_hears_with_the_files_sound(clips, tmp_path, capsys, kind):
+    """A tiny scratch model that hears (untrained: the wiring is under test), saved with the
+    model_info.json the train stage writes: the CLI cuts the new file's sound into the windows
+    of its kept frames and the model's scores are what it gives on exactly those inputs."""
+    from lib.apps.infer import main
+    from lib.core.genres import GENRES
+    from lib.core.params import FrameSettings, TsnParams, parse
+    from lib.loaders.segments import film_inputs
+    from lib.models import tsn
+    from lib.models.info import ModelInfo
+
+    section = {
+        "n_segments": 4,
+        "pooling": "attention",
+        "encoder": "scratch",
+        "frozen": True,
+        "scratch_filters": [4],
+        "dim": 8,
+        "heads": 2,
+        "layers": 1,
+        "dense": [8],
+        "dropout": 0.0,
+        "lr": 1e-3,
+        "batch_size": 2,
+        "batchnorm": "precise",
+        "epochs": 1,
+        "patience": 1,
+        "embed_batch_size": 8,
+        "modalities": ["audio"] if kind == "tsn_audio" else ["frames", "audio"],
+        "audio_filters": [4, 4],
+    }
+    settings = FrameSettings(**SETTINGS)
+    model = tsn.build_tsn(parse(TsnParams, section, "train.tsn"), (16, 16, 3), band_stats=([-50.0] * 64, [400.0] * 64))
+    model.save(tmp_path / "model.keras")
+    ModelInfo(
+        model=kind,
+        genres=list(GENRES),
+        frame_shape=[16, 16, 3],
+        frames=settings,
+        settings=section,
+        seed=0,
+        extra={"audio": A.DESCRIPTION},
+    ).write(tmp_path)
+    assert main([str(tmp_path), str(clips / "a.mp4"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "sound: the 4-s log-mel window from each of those frames (3 hold sound)" in report["used"]
+    frames = stage.extract.extract_trailer(clips / "a.mp4", **SETTINGS).frames
+    sound = A.logmel_windows(A.decode_audio(clips / "a.mp4").samples, A.kept_frame_times(3, 100, "frames", 24.0, 12))
+    inputs = film_inputs(frames, 4, sound)
+    if kind == "tsn_audio":
+        inputs = {k: inputs[k] for k in ("audio", "audio_mask")}
+    expected = model.predict(inputs, verbose=0)[0]
+    assert [report["scores"][g] for g in GENRES] == pytest.approx(expected.tolist(), abs=1e-5)
+    # the same model on a file without sound: scored, its sound masked, and the report says so
+    assert main([str(tmp_path), str(clips / "e.mp4"), "--json"]) == 0
+    silent = json.loads(capsys.readouterr().out)
+    assert "(0 hold sound)" in silent["used"] and "sound masked: no_audio" in silent["note"]

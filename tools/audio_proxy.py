@@ -12,7 +12,6 @@ beside the label prior, then each genre's AP. The aim (issue 23): audio alone a 
 from __future__ import annotations
 
 import argparse
-import ast
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,9 @@ from lib.core.ffmpeg import ffmpeg_exe
 from lib.core.genres import GENRES
 from lib.scoring.metrics import ap_per_genre, macro_ap
 from lib.sources import demo_corpus as dc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling tools import too
+from corpus_proxy import apply_overrides  # noqa: E402  (the same --set overrides)
 
 N_FFT, HOP, N_MELS, FMAX = 1024, 640, 64, 8000
 SILENCE_DB = -50.0  # a frame quieter than this (RMS, dB full scale) counts as silence
@@ -77,19 +79,6 @@ def audio_features(y: np.ndarray, sr: int = dc.SOUND_RATE) -> np.ndarray:
 def film_features(row: dict, seed: int, workdir: Path) -> np.ndarray:
     sound = dc.render_soundtrack(row["genre_list"], row["duration"], dc._film_seed(seed, row["movieId"]))
     return audio_features(through_codec(sound, workdir, str(row["movieId"])))
-
-
-def apply_overrides(items: list[str]) -> None:
-    """``NAME=VALUE`` items (Python literals) replace module constants of lib/sources/demo_corpus.py."""
-    for item in items:
-        name, _, value = item.partition("=")
-        if not hasattr(dc, name):
-            sys.exit(f"lib/sources/demo_corpus.py has no {name}")
-        try:
-            setattr(dc, name, ast.literal_eval(value))
-        except (ValueError, SyntaxError):
-            sys.exit(f"{item}: the value is not a Python literal")
-        print(f"{name} = {getattr(dc, name)!r}")
 
 
 def fit_and_score(x: np.ndarray, y: np.ndarray, tr: np.ndarray, va: np.ndarray) -> np.ndarray:

@@ -425,7 +425,10 @@ class TsnKind(ModelKind):
         """A frozen-encoder run scores from the frames stage's embedding cache when it is the very cache
         the run trained on (same metadata) and fits this store: the saved model's encoder would
         compute the same rows again (rounded to float16 by its ``as_cached`` layer), at the
-        cost of the whole encoder on every validation and test frame."""
+        cost of the whole encoder on every validation and test frame. A run that hears only reads
+        the store's ``sound windows``."""
+        if "frames" not in self.parse(info.settings, "model_info.json").modalities:
+            return "sound windows"
         trained_on = (info.extra or {}).get("embeddings")
         if embed_dir is None or not (info.extra or {}).get("cached_embeddings") or not trained_on:
             return "frames"

@@ -542,12 +542,20 @@ class FilmStyle:
     studio: int | None
 
 
+def cue_strengths(
+    genres: list[str], rng: np.random.Generator, strength_range: tuple[float, float], silent_share: float
+) -> tuple[tuple[str, ...], dict[str, float]]:
+    """(the labelled genres that carry a cue, genre -> its strength): a film-wide strength drawn from
+    ``strength_range`` times 0.6-1.0 per genre; each genre silent with probability ``silent_share``."""
+    strength_film = float(rng.uniform(*strength_range))
+    silent = rng.random(len(genres)) < silent_share
+    cued = tuple(g for g, s in zip(genres, silent) if not s)
+    return cued, {g: strength_film * float(rng.uniform(0.6, 1.0)) for g in cued}
+
+
 def film_style(genres: list[str], rng: np.random.Generator) -> FilmStyle:
     """Draw which genres speak, how strongly, and the film's blend of their tendencies."""
-    strength_film = float(rng.uniform(*STRENGTH))
-    silent = rng.random(len(genres)) < SILENT
-    cued = tuple(g for g, s in zip(genres, silent) if not s)
-    strength = {g: strength_film * float(rng.uniform(0.6, 1.0)) for g in cued}
+    cued, strength = cue_strengths(genres, rng, STRENGTH, SILENT)
     mix = {}
     for name in ("shot", "motion", "key", "contrast", "saturation"):
         base = getattr(NEUTRAL_STYLE, name)
@@ -1061,10 +1069,7 @@ class FilmSound:
 
 def film_sound(genres: list[str], rng: np.random.Generator) -> FilmSound:
     """Like ``film_style``: which genres are heard, how strongly, and the blend of their tendencies."""
-    strength_film = float(rng.uniform(*AUDIO_STRENGTH))
-    silent = rng.random(len(genres)) < AUDIO_SILENT
-    cued = tuple(g for g, s in zip(genres, silent) if not s)
-    strength = {g: strength_film * float(rng.uniform(0.6, 1.0)) for g in cued}
+    cued, strength = cue_strengths(genres, rng, AUDIO_STRENGTH, AUDIO_SILENT)
     mix = {}
     for name in AudioStyle.__dataclass_fields__:
         base = getattr(NEUTRAL_AUDIO, name)
