@@ -36,7 +36,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 help:
 	@echo "make setup            - build .venv from requirements.lock and install this repository (editable)"
 	@echo "make data             - setup, then dvc pull the demo snapshot (data/) from the in-repo remote"
-	@echo "make study            - data, then run the whole study (dvc repro) on the demo corpus, ~6 min"
+	@echo "make study            - data, then run the whole study (dvc repro) on the demo corpus, ~8 min"
 	@echo "make test             - data, then ruff, the tests and the notebooks at smoke size (what CI runs)"
 	@echo "make exps             - the experiments (dvc exp show), the study's knobs beside the headline macro-AP"
 	@echo "make plots            - dvc plots show: curves, comparison, per-genre AP and the report's figures"

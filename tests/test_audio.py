@@ -263,3 +263,14 @@ def test_trailer_genres_scores_a_model_that_hears_with_the_files_sound(clips, tm
     assert main([str(tmp_path), str(clips / "e.mp4"), "--json"]) == 0
     silent = json.loads(capsys.readouterr().out)
     assert "(0 hold sound)" in silent["used"] and "sound masked: no_audio" in silent["note"]
+
+
+def test_a_hung_decode_is_unreadable_and_a_stopped_one_records_nothing(clips):
+    from lib.frames.extract import Interrupted, StopSwitch
+
+    slow = A.decode_audio(clips / "a.mp4", timeout=0.001)  # ffmpeg cannot even start in a millisecond
+    assert slow.outcome == "unreadable" and "timed out" in slow.reason
+    stop = StopSwitch()
+    stop.stop()
+    with pytest.raises(Interrupted):
+        A.decode_audio(clips / "a.mp4", stop=stop)

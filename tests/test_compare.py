@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -232,3 +233,39 @@ def test_all_metrics_table_of_several_seeds_formats_as_numbers(study):
     assert "model" not in everything.index and "n_seeds" in everything.index
     assert everything.loc["mAP", "cnn3d (mean of 2 seeds)"] == pytest.approx(0.6)
     everything.style.format("{:.3f}", na_rep="n/a").to_html()  # raised ValueError on the text cell
+
+
+def test_the_soundtrack_ablation_per_genre_is_the_fused_arm_minus_frames_only_per_seed():
+    from lib.evaluate.compare import ABLATION, Run, ablation_genres
+
+    rng = np.random.default_rng(0)
+    y = (rng.random((40, 3)) < 0.3).astype(int)
+    y[0] = 1  # every genre has a positive
+    genres = ["A", "B", "C"]
+    perfect, noise = y + 0.0, rng.random(y.shape)
+    runs, scores = [], {}
+    for seed in (1, 2):
+        for model, s in (("tsn", noise), ("tsn_audio", noise), ("tsn_av", perfect)):
+            name = f"{model}-seed{seed}"
+            runs.append(Run(name, model, seed, Path("."), None))
+            scores[name] = s
+    table = ablation_genres(y, scores, runs, genres)
+    assert list(table.columns) == ["positives", *ABLATION, "gain", "seeds_gaining"]
+    assert np.allclose(table["frames + sound"], 1.0)
+    expected = 1.0 - M.ap_per_genre(y, noise)
+    assert np.allclose(table.loc[genres, "gain"], expected)
+    assert set(table["seeds_gaining"]) == {"2 of 2"}
+    assert table["gain"].is_monotonic_decreasing
+    # the figure: a bar per genre, green where sound helps, and the three arms' dots beside it
+    from matplotlib.colors import to_rgba
+
+    from lib.evaluate.plots import ablation_gain_bars
+
+    table.loc["A", "gain"] = -0.1
+    fig = ablation_gain_bars(table, list(ABLATION))
+    bars = fig.axes[1].patches
+    assert len(bars) == 3 and len(fig.axes[0].collections) == 3
+    colours = {round(b.get_width(), 6): b.get_facecolor() for b in bars}
+    assert colours[-0.1] == to_rgba("tab:red") and all(c == to_rgba("tab:green") for w, c in colours.items() if w > 0)
+    # without the fused arm there is no ablation to show
+    assert ablation_genres(y, scores, [r for r in runs if r.model_name != "tsn_av"], genres).empty

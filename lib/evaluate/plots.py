@@ -261,10 +261,11 @@ def ablation_gain_bars(table: pd.DataFrame, arms: Sequence[str]) -> plt.Figure:
         if arm in table:
             left.scatter(table.loc[order, arm], order, label=arm, marker=marker)
     left.set(xlabel="test AP (mean over seeds)", xlim=(0, 1), title="AP per genre")
-    left.legend(loc="lower right", fontsize=8)
     gains = table.loc[order, "gain"]
     right.barh(order, gains, color=["tab:green" if g > 0 else "tab:red" for g in gains])
     right.axvline(0, color="black", linewidth=0.8)
     right.set(xlabel="AP gain of frames + sound over frames only", title="Which genres does sound help?")
-    fig.tight_layout()
+    # below both panels: inside the left one it would hide a genre's dots
+    fig.legend(*left.get_legend_handles_labels(), loc="lower center", ncol=len(arms), fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig

@@ -133,7 +133,13 @@ def decode_audio(path: str | Path, *, timeout: float | None = None, stop: StopSw
         return AudioTrack("unreadable", f"could not start ffmpeg: {exc}")
     if stop is not None:
         stop._track(proc)
-    timer = threading.Timer(timeout, proc.kill) if timeout else None
+    timed_out = threading.Event()
+
+    def _time_out() -> None:
+        timed_out.set()
+        proc.kill()
+
+    timer = threading.Timer(timeout, _time_out) if timeout else None
     if timer is not None:
         timer.start()
     try:
@@ -148,7 +154,9 @@ def decode_audio(path: str | Path, *, timeout: float | None = None, stop: StopSw
             stop._forget(proc)
     if stop is not None and stop.stopped:
         raise Interrupted(f"{path.name}: sound decode stopped; nothing recorded")
-    if -proc.returncode in _OUTSIDE_STOPS and not (timer is not None and timer.finished.is_set()):
+    if timed_out.is_set():
+        return AudioTrack("unreadable", f"ffmpeg timed out after {timeout:g} s")
+    if -proc.returncode in _OUTSIDE_STOPS:
         raise Interrupted(f"{path.name}: ffmpeg was stopped by {signal.Signals(-proc.returncode).name} from outside")
     log = err.decode("utf-8", "replace").splitlines()
     streams = [m.group(1) for line in log if (m := _AUDIO_STREAM.match(line))]

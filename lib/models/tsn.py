@@ -198,14 +198,11 @@ def build_audio_encoder(
     BatchNorm: nothing to recompute between training and evaluation. With (32, 64, 64) about
     30 k parameters and ~1 MFLOP per 4-s window."""
     inputs = keras.Input(shape=tuple(window_shape), name="window")
-    mean = None if band_mean is None else [float(v) for v in band_mean]
-    var = None if band_var is None else [float(v) for v in band_var]
-    norm = layers.Normalization(axis=-1, mean=mean, variance=var, name="band_norm")
-    if mean is None:  # not adapted (a test, a model about to be loaded): identity statistics
-        norm = layers.Normalization(
-            axis=-1, mean=[0.0] * window_shape[-1], variance=[1.0] * window_shape[-1], name="band_norm"
-        )
-    x = norm(inputs)
+    bands = int(window_shape[-1])
+    # without statistics (a test, a model about to be loaded) the standardization is the identity
+    mean = [0.0] * bands if band_mean is None else [float(v) for v in band_mean]
+    var = [1.0] * bands if band_var is None else [float(v) for v in band_var]
+    x = layers.Normalization(axis=-1, mean=mean, variance=var, name="band_norm")(inputs)
     for i, f in enumerate(filters):
         x = layers.Conv1D(int(f), 5 if i == 0 else 3, strides=2 if i < 2 else 1, padding="same", name=f"aconv_{i + 1}")(
             x
