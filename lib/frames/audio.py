@@ -58,6 +58,8 @@ WINDOW_STEPS = round(WINDOW_SECONDS * SAMPLE_RATE / HOP)  # 100
 FLOOR_DB = -100.0  # log-mel of digital silence (power floor 1e-10), and of padding
 SILENT_DB = -60.0  # a 40 ms frame whose RMS is below this (dBFS) counts as silence
 DTYPE = "float16"
+# the frames stage's sound cache, beside the frames in the store's folder
+LOGMEL_FILE, PRESENT_FILE, META_FILE = "logmel.npy", "present.npy", "audio.json"
 AUDIO_OUTCOMES = ("ok", "no_audio", "unreadable")
 AUDIO_FEATURES = (
     "audio_rms_db_mean",
@@ -270,11 +272,11 @@ def audio_problem(audio_dir: str | Path | None, n_rows: int) -> str | None:
     if audio_dir is None:
         return "no audio_dir given"
     audio_dir = Path(audio_dir)
-    if not (audio_dir / "logmel.npy").is_file() or not (audio_dir / "present.npy").is_file():
+    if not (audio_dir / LOGMEL_FILE).is_file() or not (audio_dir / PRESENT_FILE).is_file():
         return f"no sound cached in {audio_dir}; run the frames stage"
-    rows = np.load(audio_dir / "logmel.npy", mmap_mode="r").shape
+    rows = np.load(audio_dir / LOGMEL_FILE, mmap_mode="r").shape
     if rows != (n_rows, WINDOW_STEPS, N_MELS):
-        return f"{audio_dir / 'logmel.npy'} is {rows}, the store needs ({n_rows}, {WINDOW_STEPS}, {N_MELS}); rerun the frames stage"
+        return f"{audio_dir / LOGMEL_FILE} is {rows}, the store needs ({n_rows}, {WINDOW_STEPS}, {N_MELS}); rerun the frames stage"
     return None
 
 
@@ -283,4 +285,4 @@ def load_sound(audio_dir: str | Path, n_rows: int) -> tuple[np.ndarray, np.ndarr
     if problem := audio_problem(audio_dir, n_rows):
         raise ValueError(problem)
     audio_dir = Path(audio_dir)
-    return np.load(audio_dir / "logmel.npy", mmap_mode="r"), np.load(audio_dir / "present.npy")
+    return np.load(audio_dir / LOGMEL_FILE, mmap_mode="r"), np.load(audio_dir / PRESENT_FILE)

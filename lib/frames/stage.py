@@ -64,7 +64,6 @@ if TYPE_CHECKING:  # its module loads Keras: a stage without an encoder never im
 MANIFEST_FILE = "manifest.csv"
 EMBEDDINGS_SUFFIX = ".emb.npy"  # a part's encoder vectors, beside its frames
 AUDIO_SUFFIX = ".mel.npy"  # a part's log-mel windows, one per kept frame
-AUDIO_FILES = ("logmel.npy", "present.npy", "audio.json")  # the consolidated sound, in audio_dir
 STORE_DIR = "store"
 MANIFEST_COLUMNS = [
     "movieId",
@@ -449,7 +448,7 @@ def features_table(kept: pd.DataFrame, rows: dict[str, dict]) -> pd.DataFrame:
 
 
 def write_audio(audio_dir: str | Path, kept: pd.DataFrame, rows: dict[str, dict], part_dir: Path, store) -> dict:
-    """``logmel.npy`` (float16 ``(store frames, WINDOW_STEPS, N_MELS)``, row ``i`` the window of
+    """``logmel.npy`` (``audio.LOGMEL_FILE``: float16 ``(store frames, WINDOW_STEPS, N_MELS)``, row ``i`` the window of
     frame ``i`` of the store), ``present.npy`` (bool per row: the window holds sound) and
     ``audio.json`` (the settings and the films per audio outcome), each written atomically."""
     audio_dir = Path(audio_dir)
@@ -469,9 +468,9 @@ def write_audio(audio_dir: str | Path, kept: pd.DataFrame, rows: dict[str, dict]
         "films": {o: outcomes.count(o) for o in audio.AUDIO_OUTCOMES},
         "windows_with_sound": int(present.sum()),
     }
-    atomic_write(audio_dir / "logmel.npy", lambda fh: np.save(fh, windows))
-    atomic_write(audio_dir / "present.npy", lambda fh: np.save(fh, present))
-    atomic_write(audio_dir / "audio.json", lambda fh: fh.write((json.dumps(meta, indent=1) + "\n").encode()))
+    atomic_write(audio_dir / audio.LOGMEL_FILE, lambda fh: np.save(fh, windows))
+    atomic_write(audio_dir / audio.PRESENT_FILE, lambda fh: np.save(fh, present))
+    atomic_write(audio_dir / audio.META_FILE, lambda fh: fh.write((json.dumps(meta, indent=1) + "\n").encode()))
     return meta
 
 

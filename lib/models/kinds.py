@@ -22,7 +22,10 @@ What a kind provides (see ``ModelKind``):
 * ``load_model`` and ``predict_saved``: the saved model, and its validation scores, so the
   train stage can check that the file is the checkpointed epoch;
 * ``predict_films``: scores of stored films, and ``score_frames``: scores of one new
-  trailer's frames (the CLI).
+  trailer's frames (the CLI), with its sound's log-mel windows for a kind that ``hears``.
+
+``tsn_audio`` and ``tsn_av`` are ``tsn`` under the names of the soundtrack ablation's arms: their
+``params.yaml`` sections differ from ``train.tsn`` in ``modalities`` only.
 """
 
 from __future__ import annotations
