@@ -269,3 +269,38 @@ def test_the_soundtrack_ablation_per_genre_is_the_fused_arm_minus_frames_only_pe
     assert colours[-0.1] == to_rgba("tab:red") and all(c == to_rgba("tab:green") for w, c in colours.items() if w > 0)
     # without the fused arm there is no ablation to show
     assert ablation_genres(y, scores, [r for r in runs if r.model_name != "tsn_av"], genres).empty
+
+
+def test_late_fusion_picks_the_sound_weight_on_validation_and_never_loses_to_frames_there():
+    from lib.evaluate.compare import Run, late_fusion_pairs, late_fusion_weight, late_fusions
+
+    rng = np.random.default_rng(1)
+    y = {s: (rng.random((60, 4)) < 0.3).astype(int) for s in ("val", "test")}
+    for s in y:
+        y[s][0] = 1
+
+    # frames see genres 0-1, the sound genres 2-3: a blend beats both arms
+    def arm(labels, seen):
+        out = rng.random(labels.shape) * 0.5
+        out[:, seen] += labels[:, seen]
+        return out
+
+    frames = {s: arm(y[s], [0, 1]) for s in y}
+    sound = {s: arm(y[s], [2, 3]) for s in y}
+    w = late_fusion_weight(y["val"], frames["val"], sound["val"])
+    assert 0 < w < 1
+    blend = M.macro_ap(y["val"], (1 - w) * frames["val"] + w * sound["val"])
+    assert blend >= M.macro_ap(y["val"], frames["val"]) and blend >= M.macro_ap(y["val"], sound["val"])
+    # a useless sound arm gets weight 0: late fusion is then frames only
+    assert late_fusion_weight(y["val"], frames["val"], np.zeros_like(sound["val"])) == 0.0
+    runs = [Run(f"{m}-seed7", m, 7, Path("."), None) for m in ("tsn", "tsn_audio", "tsn_av")]
+    scores = {"tsn-seed7": (frames["val"], frames["test"]), "tsn_audio-seed7": (sound["val"], sound["test"])}
+    fused = late_fusions(y, scores, runs)
+    assert list(fused) == ["late_fusion-seed7"] and fused["late_fusion-seed7"].weight == w
+    assert np.allclose(fused["late_fusion-seed7"].test, (1 - w) * frames["test"] + w * sound["test"])
+    assert late_fusion_pairs(fused, runs) == [
+        ("late_fusion-seed7", "tsn-seed7"),
+        ("late_fusion-seed7", "tsn_av-seed7"),
+        ("late_fusion-seed7", "chance"),
+    ]
+    assert late_fusions(y, scores, runs[:1]) == {}

@@ -315,3 +315,55 @@ def ablation_genres(
     table["gain"] = gains.mean(axis=0)
     table["seeds_gaining"] = [f"{int((g > 0).sum())} of {len(seeds)}" for g in gains.T]
     return table.sort_values("gain", ascending=False)
+
+
+# Late fusion, the ablation's other way to combine the arms: their scores, not their vectors.
+LATE_WEIGHTS = tuple(i / 10 for i in range(11))  # the sound's weight: 0 (frames only) to 1 (sound only)
+
+
+@dataclass
+class LateFusion:
+    seed: int
+    weight: float  # the sound arm's weight, chosen on validation
+    val: np.ndarray
+    test: np.ndarray
+
+
+def late_fusion_weight(
+    y_val: np.ndarray, frames_val: np.ndarray, sound_val: np.ndarray, weights: Sequence[float] = LATE_WEIGHTS
+) -> float:
+    """The weight ``w`` of ``(1 - w) * frames + w * sound`` with the best validation macro-AP, the
+    smallest on a tie. ``w = 0`` is frames only, so on validation it never does worse than that arm."""
+    values = [M.macro_ap(y_val, (1 - w) * frames_val + w * sound_val) for w in weights]
+    return float(weights[int(np.argmax(values))])  # argmax takes the first of equal maxima
+
+
+def late_fusions(
+    y: Mapping[str, np.ndarray],
+    scores: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    runs: Sequence[Run],
+    frames: str = ABLATION["frames only"],
+    sound: str = ABLATION["sound only"],
+) -> dict[str, LateFusion]:
+    """``late_fusion-seed<s>``: for every seed with a frames-only and a sound-only run, their
+    (validation, test) scores averaged with the weight ``late_fusion_weight`` picks on validation."""
+    by = {(r.model_name, r.seed): r.name for r in runs}
+    out = {}
+    for (model, seed), name in by.items():
+        if model != frames or (sound, seed) not in by:
+            continue
+        (fv, ft), (sv, st) = scores[name], scores[by[(sound, seed)]]
+        w = late_fusion_weight(y["val"], fv, sv)
+        out[f"late_fusion-seed{seed}"] = LateFusion(seed, w, (1 - w) * fv + w * sv, (1 - w) * ft + w * st)
+    return out
+
+
+def late_fusion_pairs(fusions: Mapping[str, LateFusion], runs: Sequence[Run]) -> list[tuple[str, str]]:
+    """Each late fusion against its seed's frames-only and mid-fused runs, and against chance."""
+    by = {(r.model_name, r.seed): r.name for r in runs}
+    pairs = []
+    for name, fusion in fusions.items():
+        arms = (ABLATION["frames only"], ABLATION["frames + sound"])
+        pairs += [(name, by[(m, fusion.seed)]) for m in arms if (m, fusion.seed) in by]
+        pairs.append((name, "chance"))
+    return pairs
