@@ -16,12 +16,11 @@ A trailer of the size the downloader fetches (640x360 H.264 at 24 fps with stere
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
+from benchmarks.bench_embed_decode import timed  # median of repeats, and the last result
 from lib.core.ffmpeg import ffmpeg_exe
 from lib.core.params import FrameSettings
 from lib.frames import audio, features
@@ -45,15 +44,6 @@ def make_trailer(path: Path, seconds: float) -> None:
         check=True,
     )
     # fmt: on
-
-
-def timed(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
 
 
 def main(argv=None) -> None:

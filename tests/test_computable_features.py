@@ -195,3 +195,14 @@ def test_features_baseline_needs_every_film():
     table, _ = _features(10, np.random.default_rng(0))
     with pytest.raises(KeyError, match="no computable features"):
         feature_matrix(table, [100, 999])
+
+
+def test_genre_profile_is_each_genres_mean_z_score_over_the_measured_films():
+    from lib.frames.features import genre_profile
+
+    features = pd.DataFrame({"movieId": [1, 2, 3, 4], "a": [0.0, 2.0, 4.0, np.nan], "b": [1.0, 1.0, 1.0, np.nan]})
+    films = pd.DataFrame({"movieId": [1, 2, 3, 4], "X": [1, 1, 0, 1], "Y": [0, 0, 1, 0], "Z": [0, 0, 0, 0]})
+    profile = genre_profile(features, films, ["a", "b"], ["X", "Y", "Z"])
+    assert list(profile.index) == ["X", "Y"]  # Z has no film; film 4 (measured in neither column) is left out
+    assert profile.loc["X", "a"] == pytest.approx(-0.5) and profile.loc["Y", "a"] == pytest.approx(1.0)
+    assert (profile["b"] == 0).all()  # a constant column is not divided by zero

@@ -211,3 +211,16 @@ def _read(path: Path) -> str:
         return path.read_text(errors="replace")
     except OSError:
         return ""
+
+
+def genre_profile(
+    features: pd.DataFrame, films: pd.DataFrame, columns: list[str] | tuple[str, ...], genres
+) -> pd.DataFrame:
+    """Genre x feature: the mean z-score of each genre's films (how many standard deviations they
+    sit from the average film), over the films measured in ``columns`` (a trailer without sound
+    has none of the audio ones). ``films``: movieId and a 0/1 column per genre."""
+    columns = list(columns)
+    measured = features.dropna(subset=columns, how="all")
+    z = (measured[columns] - measured[columns].mean()) / measured[columns].std().replace(0, 1)
+    has = measured[["movieId"]].merge(films[["movieId", *genres]], on="movieId", how="left").fillna(0)
+    return pd.DataFrame({g: z[has[g].to_numpy() == 1].mean() for g in genres if has[g].sum()}).T
